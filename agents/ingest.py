@@ -1,0 +1,79 @@
+"""Ingest: validate input records, dead-letter the invalid ones, re-key the rest.
+
+Producers may key and partition events any way; every valid event is re-sent keyed by the
+join stage that must see it first (:func:`agents.rules.route`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from faust.types import EventT, StreamT
+
+from agents.outbox import Outbox
+from agents.rules import route
+from schemas.events import InvalidEvent, parse_event
+from streams.app import app, settings
+from streams.metrics import EVENTS
+from streams.topics import STAGE_TOPICS, inputs
+
+__all__ = ["ingest", "ingest_batch"]
+
+log = logging.getLogger(__name__)
+
+_t = settings.topics
+EXPECTED_TYPES = {
+    _t.referrals: frozenset({"referral.created"}),
+    _t.signups: frozenset({"signup.completed"}),
+    _t.orders: frozenset({"order.completed", "order.refunded"}),
+}
+
+
+def dlq_headers(reason: str, message: str, event: EventT) -> list[tuple[str, bytes]]:
+    record = event.message
+    return [
+        ("error.reason", reason.encode()),
+        ("error.message", message.encode()[:1000]),
+        ("source.topic", record.topic.encode()),
+        ("source.partition", str(record.partition).encode()),
+        ("source.offset", str(record.offset).encode()),
+    ]
+
+
+async def ingest_batch(events: list[EventT], outbox: Outbox) -> None:
+    invalid = 0
+    for event in events:
+        record = event.message
+        try:
+            parsed = parse_event(record.value, EXPECTED_TYPES.get(record.topic))
+        except InvalidEvent as exc:
+            invalid += 1
+            EVENTS.labels(record.topic, "invalid").inc()
+            log.warning(
+                "invalid event dead-lettered reason=%s topic=%s partition=%s offset=%s",
+                exc.reason, record.topic, record.partition, record.offset,
+            )  # fmt: skip
+            await outbox.send(
+                _t.dlq_invalid,
+                record.key,
+                record.value or b"",
+                headers=dlq_headers(exc.reason, exc.message, event),
+            )
+            continue
+        EVENTS.labels(record.topic, "accepted").inc()
+        value = parsed.model_dump_json().encode()
+        for forward in route(parsed):
+            await outbox.send(
+                STAGE_TOPICS[forward.stage],
+                forward.key.encode(),
+                value,
+                timestamp=record.timestamp,
+            )
+    await outbox.flush()
+
+
+@app.agent(inputs, concurrency=1)
+async def ingest(stream: StreamT) -> None:
+    outbox = Outbox(app.producer, settings.topics, STAGE_TOPICS)
+    async for events in stream.take_events(settings.batch_size, settings.batch_linger_seconds):
+        await ingest_batch(events, outbox)

@@ -1,0 +1,481 @@
+"""The attribution rules (attribution-rules.md) as pure functions; nothing here imports Faust.
+
+The join runs in three keyed stages, because no single key co-locates what a rule compares:
+
+* **referral stage** (key ``referral_id``): the referral, signups waiting for it, the window
+  and self-referral checks, and the referral's single friend slot (rule 5, second half);
+* **customer stage** (key friend customer id): first-touch claim arbitration (rule 5, first
+  half), orders, refunds and totals (rules 7-10);
+* **email stage** (key normalised email): signups without ``referral_id`` matched through
+  a referral's ``friend_email`` (rule 2).
+
+Each ``*_step`` takes the key's state and one message and returns the new state and a
+:class:`StepResult`. Stages talk through :class:`Forward` messages (internal topics in the
+app), and the referral stage folds the attribution events of its referral back into its
+state to learn whether its reserved friend was accepted and to serve the lookup view.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from agents.state import (
+    Claim,
+    ClaimedReferral,
+    CustomerState,
+    EmailState,
+    HeldOrderEvent,
+    HeldSignup,
+    OrderState,
+    ReferralState,
+)
+from schemas.attribution import (
+    AttributionEvent,
+    AttributionKind,
+    OrderRef,
+    Party,
+    Totals,
+    attribution_event_id,
+)
+from schemas.events import (
+    OrderCompleted,
+    OrderRefunded,
+    ReferralCreated,
+    SignupCompleted,
+)
+
+__all__ = [
+    "Expire",
+    "Forward",
+    "JoinRules",
+    "Stage",
+    "StepResult",
+    "customer_step",
+    "email_step",
+    "referral_step",
+    "route",
+]
+
+K = AttributionKind
+
+
+@dataclass(frozen=True, slots=True)
+class JoinRules:
+    """The tunables of attribution-rules.md. Defaults are the contract's."""
+
+    signup_window: timedelta = timedelta(days=30)
+    order_window: timedelta = timedelta(days=90)
+    pending_ttl: float = 86400.0
+
+
+class Stage(StrEnum):
+    REFERRAL = "referral"
+    CUSTOMER = "customer"
+    EMAIL = "email"
+
+
+@dataclass(frozen=True, slots=True)
+class Expire:
+    """Tick: release held events older than the pending TTL (processing time)."""
+
+    type: str = "expire"
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    stage: Stage
+    key: str
+    message: ReferralCreated | SignupCompleted | OrderCompleted | OrderRefunded | Claim
+
+
+@dataclass(slots=True)
+class StepResult:
+    attributions: list[AttributionEvent] = field(default_factory=list)
+    forwards: list[Forward] = field(default_factory=list)
+    duplicates: int = 0
+    dropped: list[str] = field(default_factory=list)
+    """Reasons for events released without any output (e.g. orders of never-referred customers)."""
+
+    def extend(self, other: StepResult) -> None:
+        self.attributions.extend(other.attributions)
+        self.forwards.extend(other.forwards)
+        self.duplicates += other.duplicates
+        self.dropped.extend(other.dropped)
+
+
+def _party(person: object) -> Party:
+    return Party.model_validate(person, from_attributes=True)
+
+
+def _attribution(
+    kind: K,
+    referral_id: str | None,
+    source_event_id: str,
+    occurred_at: datetime,
+    *,
+    referral: ClaimedReferral | None = None,
+    friend: Party | None = None,
+    order: OrderRef | None = None,
+    totals: Totals | None = None,
+    reason: str | None = None,
+) -> AttributionEvent:
+    return AttributionEvent(
+        attribution_event_id=attribution_event_id(referral_id, kind, source_event_id),
+        kind=kind,
+        referral_id=referral_id,
+        campaign_id=referral.campaign_id if referral else None,
+        advocate=referral.advocate if referral else None,
+        friend=friend,
+        order=order,
+        totals=totals or Totals(),
+        reason=reason,
+        source_event_id=source_event_id,
+        occurred_at=occurred_at,
+    )
+
+
+def _expired(received_at: float, now: float, rules: JoinRules) -> bool:
+    return now - received_at >= rules.pending_ttl
+
+
+def route(
+    event: ReferralCreated | SignupCompleted | OrderCompleted | OrderRefunded,
+) -> list[Forward]:
+    """Ingest: where a validated input event goes first (the app re-keys; producers need not)."""
+    match event:
+        case ReferralCreated():
+            forwards = [Forward(Stage.REFERRAL, event.referral_id, event)]
+            if event.friend_email:
+                forwards.append(Forward(Stage.EMAIL, event.friend_email, event))
+            return forwards
+        case SignupCompleted() if event.referral_id:
+            return [Forward(Stage.REFERRAL, event.referral_id, event)]
+        case SignupCompleted():
+            return [Forward(Stage.EMAIL, event.customer.email, event)]
+        case _:
+            return [Forward(Stage.CUSTOMER, event.customer.id, event)]
+
+
+# --- referral stage --------------------------------------------------------------------------
+
+
+def referral_step(
+    state: ReferralState | None,
+    message: ReferralCreated | SignupCompleted | AttributionEvent | Expire,
+    key: str,
+    now: float,
+    rules: JoinRules,
+) -> tuple[ReferralState, StepResult]:
+    state = state.model_copy(deep=True) if state else ReferralState(referral_id=key)
+    result = StepResult()
+    match message:
+        case ReferralCreated():
+            if not state.remember(message.event_id) or state.referral is not None:
+                result.duplicates += 1
+                return state, result
+            state.referral = message
+            _reevaluate_signups(state, now, rules, result)
+        case SignupCompleted():
+            if not state.remember(message.event_id):
+                result.duplicates += 1
+                return state, result
+            state.held.append(HeldSignup(received_at=now, signup=message))
+            _reevaluate_signups(state, now, rules, result)
+        case AttributionEvent():
+            _fold_attribution(state, message)
+            _reevaluate_signups(state, now, rules, result)
+        case Expire():
+            _reevaluate_signups(state, now, rules, result, expire=True)
+    return state, result
+
+
+def _reevaluate_signups(
+    state: ReferralState, now: float, rules: JoinRules, result: StepResult, expire: bool = False
+) -> None:
+    """Evaluate held signups in event-time order (rule 11); keep those still waiting."""
+    waiting: list[HeldSignup] = []
+    for held in sorted(state.held, key=lambda h: (h.signup.occurred_at, h.signup.event_id)):
+        timed_out = expire and _expired(held.received_at, now, rules)
+        if not _evaluate_signup(state, held.signup, rules, result, timed_out):
+            waiting.append(held)
+    state.held = waiting
+
+
+def _evaluate_signup(
+    state: ReferralState,
+    signup: SignupCompleted,
+    rules: JoinRules,
+    result: StepResult,
+    timed_out: bool,
+) -> bool:
+    """Decide one signup at its referral; False while it must keep waiting."""
+    customer = signup.customer
+    friend = _party(customer)
+    referral = state.referral
+    if referral is None:
+        if timed_out:
+            result.attributions.append(
+                _attribution(
+                    K.SIGNUP_UNATTRIBUTED, state.referral_id, signup.event_id,
+                    signup.occurred_at, friend=friend, reason="referral_unknown",
+                )
+            )  # fmt: skip
+            return True
+        return False
+    claimed = ClaimedReferral.of(referral)
+
+    def emit(kind: K, reason: str) -> bool:
+        result.attributions.append(
+            _attribution(
+                kind, state.referral_id, signup.event_id, signup.occurred_at,
+                referral=claimed, friend=friend, reason=reason,
+            )
+        )  # fmt: skip
+        return True
+
+    advocate = referral.advocate
+    if customer.id == advocate.id or customer.email == advocate.email:
+        return emit(K.REFERRAL_REJECTED, "self_referral")
+    opens = referral.occurred_at
+    if not opens <= signup.occurred_at <= opens + rules.signup_window:
+        return emit(K.SIGNUP_UNATTRIBUTED, "window_expired")
+    if state.reserved_for is None:
+        state.reserved_for = customer.id
+        claim = Claim(signup=signup, referral=claimed)
+        result.forwards.append(Forward(Stage.CUSTOMER, customer.id, claim))
+        return True
+    if state.reserved_for == customer.id:
+        return True  # the same friend signing up again: nothing new to decide
+    if state.friend_confirmed or timed_out:
+        return emit(K.REFERRAL_REJECTED, "already_referred")
+    return False  # the slot's holder is still being decided at the customer stage
+
+
+def _fold_attribution(state: ReferralState, event: AttributionEvent) -> None:
+    """Keep the lookup view and the friend slot in step with what the join emitted."""
+    state.last_kind = event.kind
+    if event.kind == K.FRIEND_SIGNED_UP:
+        state.friend_confirmed = True
+        state.reserved_for = event.friend.id if event.friend else state.reserved_for
+        state.friend = event.friend
+        state.signed_up_at = event.occurred_at
+        if state.status == "pending":
+            state.status = "signed_up"
+    elif event.kind == K.REFERRAL_REJECTED:
+        state.rejections += 1
+        holder = event.friend.id if event.friend else None
+        if (
+            event.reason == "already_referred"
+            and not state.friend_confirmed
+            and holder == state.reserved_for
+        ):
+            state.reserved_for = None  # the customer belongs to another referral: free the slot
+    elif event.kind in (K.REFERRAL_CONVERTED, K.ORDER_ATTRIBUTED, K.ORDER_REFUNDED):
+        state.totals = event.totals
+        if event.kind != K.ORDER_REFUNDED:
+            state.status = "converted"
+            if state.converted_at is None or event.occurred_at < state.converted_at:
+                state.converted_at = event.occurred_at
+
+
+# --- customer stage --------------------------------------------------------------------------
+
+
+def customer_step(
+    state: CustomerState | None,
+    message: Claim | OrderCompleted | OrderRefunded | Expire,
+    key: str,
+    now: float,
+    rules: JoinRules,
+) -> tuple[CustomerState, StepResult]:
+    state = state.model_copy(deep=True) if state else CustomerState(customer_id=key)
+    result = StepResult()
+    match message:
+        case Claim():
+            _claim(state, message, now, rules, result)
+        case OrderCompleted() | OrderRefunded():
+            if not state.remember(message.event_id):
+                result.duplicates += 1
+                return state, result
+            state.held.append(HeldOrderEvent(received_at=now, event=message))
+            _reevaluate_orders(state, now, rules, result)
+        case Expire():
+            _reevaluate_orders(state, now, rules, result, expire=True)
+    return state, result
+
+
+def _claim(
+    state: CustomerState, claim: Claim, now: float, rules: JoinRules, result: StepResult
+) -> None:
+    signup, referral = claim.signup, claim.referral
+    friend = _party(signup.customer)
+    if state.referral is None:
+        state.referral = referral
+        state.friend = friend
+        state.signed_up_at = signup.occurred_at
+        result.attributions.append(
+            _attribution(
+                K.FRIEND_SIGNED_UP, referral.referral_id, signup.event_id, signup.occurred_at,
+                referral=referral, friend=friend,
+            )
+        )  # fmt: skip
+        _reevaluate_orders(state, now, rules, result)
+    elif state.referral.referral_id != referral.referral_id:
+        result.attributions.append(
+            _attribution(
+                K.REFERRAL_REJECTED, referral.referral_id, signup.event_id, signup.occurred_at,
+                referral=referral, friend=friend, reason="already_referred",
+            )
+        )  # fmt: skip
+    # else: a re-sent claim for the referral that already holds this friend.
+
+
+def _reevaluate_orders(
+    state: CustomerState, now: float, rules: JoinRules, result: StepResult, expire: bool = False
+) -> None:
+    """Held orders first, then refunds, each in event-time order (rule 11)."""
+    waiting: list[HeldOrderEvent] = []
+
+    def order_first(h: HeldOrderEvent) -> tuple:
+        return (isinstance(h.event, OrderRefunded), h.event.occurred_at, h.event.event_id)
+
+    for held in sorted(state.held, key=order_first):
+        event = held.event
+        decided = (
+            _order(state, event, rules, result)
+            if isinstance(event, OrderCompleted)
+            else _refund(state, event, result)
+        )
+        if decided:
+            continue
+        if expire and _expired(held.received_at, now, rules):
+            _release_unmatched(event, result)
+        else:
+            waiting.append(held)
+    state.held = waiting
+
+
+def _order(
+    state: CustomerState, order: OrderCompleted, rules: JoinRules, result: StepResult
+) -> bool:
+    if state.referral is None or state.signed_up_at is None:
+        return False
+    if order.order_id in state.orders:
+        result.duplicates += 1  # the same order under a new event id
+        return True
+    ref = OrderRef(order_id=order.order_id, amount=order.amount, currency=order.currency)
+    opens = state.signed_up_at
+    attributed = opens <= order.occurred_at <= opens + rules.order_window
+    state.orders[order.order_id] = OrderState(
+        amount=order.amount,
+        currency=order.currency,
+        occurred_at=order.occurred_at,
+        attributed=attributed,
+    )
+    if attributed:
+        kind = K.ORDER_ATTRIBUTED if state.converted else K.REFERRAL_CONVERTED
+        state.converted = True
+        if state.converted_at is None or order.occurred_at < state.converted_at:
+            state.converted_at = order.occurred_at
+        reason = None
+    else:
+        kind, reason = K.ORDER_UNATTRIBUTED, "window_expired"
+    result.attributions.append(
+        _attribution(
+            kind, state.referral.referral_id, order.event_id, order.occurred_at,
+            referral=state.referral, friend=state.friend, order=ref,
+            totals=state.totals(), reason=reason,
+        )
+    )  # fmt: skip
+    return True
+
+
+def _refund(state: CustomerState, refund: OrderRefunded, result: StepResult) -> bool:
+    order = state.orders.get(refund.order_id)
+    if order is None or state.referral is None:
+        return False  # rule 9: a refund of an unknown order waits like any early event
+    if not order.attributed:
+        result.dropped.append("refund_of_unattributed_order")
+        return True
+    if refund.currency != order.currency:
+        result.dropped.append("refund_currency_mismatch")
+        return True
+    amount = min(refund.amount, order.amount - order.refunded)
+    order.refunded += amount
+    ref = OrderRef(order_id=refund.order_id, amount=amount, currency=refund.currency)
+    result.attributions.append(
+        _attribution(
+            K.ORDER_REFUNDED, state.referral.referral_id, refund.event_id, refund.occurred_at,
+            referral=state.referral, friend=state.friend, order=ref, totals=state.totals(),
+        )
+    )  # fmt: skip
+    return True
+
+
+def _release_unmatched(event: OrderCompleted | OrderRefunded, result: StepResult) -> None:
+    """Rule 7/11: a named referral that never matched is reported; the rest only counted."""
+    if isinstance(event, OrderCompleted) and event.referral_id is not None:
+        ref = OrderRef(order_id=event.order_id, amount=event.amount, currency=event.currency)
+        result.attributions.append(
+            _attribution(
+                K.ORDER_UNATTRIBUTED, event.referral_id, event.event_id, event.occurred_at,
+                order=ref, friend=Party(id=event.customer.id), reason="referral_unknown",
+            )
+        )  # fmt: skip
+    elif isinstance(event, OrderCompleted):
+        result.dropped.append("order_not_referred")
+    else:
+        result.dropped.append("refund_of_unknown_order")
+
+
+# --- email stage -----------------------------------------------------------------------------
+
+
+def email_step(
+    state: EmailState | None,
+    message: ReferralCreated | SignupCompleted | Expire,
+    key: str,
+    now: float,
+    rules: JoinRules,
+) -> tuple[EmailState, StepResult]:
+    state = state.model_copy(deep=True) if state else EmailState(email=key)
+    result = StepResult()
+    match message:
+        case ReferralCreated():
+            if message.referral_id in state.candidates:
+                return state, result
+            state.candidates[message.referral_id] = message.occurred_at
+        case SignupCompleted():
+            if not state.remember(message.event_id):
+                result.duplicates += 1
+                return state, result
+            state.held.append(HeldSignup(received_at=now, signup=message))
+    waiting: list[HeldSignup] = []
+    for held in state.held:
+        signup = held.signup
+        match = _latest_referral_before(state.candidates, signup.occurred_at)
+        if match is not None:
+            routed = signup.model_copy(update={"referral_id": match})
+            result.forwards.append(Forward(Stage.REFERRAL, match, routed))
+        elif isinstance(message, Expire) and _expired(held.received_at, now, rules):
+            result.attributions.append(
+                _attribution(
+                    K.SIGNUP_UNATTRIBUTED, None, signup.event_id, signup.occurred_at,
+                    friend=_party(signup.customer), reason="referral_unknown",
+                )
+            )  # fmt: skip
+        else:
+            waiting.append(held)
+    state.held = waiting
+    return state, result
+
+
+def _latest_referral_before(candidates: dict[str, datetime], when: datetime) -> str | None:
+    """Rule 2: the most recent referral naming this email that opened before the signup."""
+    best: tuple[datetime, str] | None = None
+    for referral_id, opened in candidates.items():
+        if opened <= when and (best is None or (opened, referral_id) > best):
+            best = (opened, referral_id)
+    return best[1] if best else None

@@ -1,0 +1,155 @@
+"""Join state kept in the changelog-backed tables, one model per join stage.
+
+Values are stored as the models' JSON (pydantic's Rust encoder); events inside state keep
+their validated form, so re-evaluating a held event needs no second validation path.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict
+
+from schemas.attribution import Party, Totals
+from schemas.events import (
+    OrderCompleted,
+    OrderRefunded,
+    ReferralCreated,
+    SignupCompleted,
+    Timestamp,
+)
+
+__all__ = [
+    "SEEN_LIMIT",
+    "Claim",
+    "ClaimedReferral",
+    "CustomerState",
+    "EmailState",
+    "HeldOrderEvent",
+    "HeldSignup",
+    "OrderState",
+    "ReferralState",
+]
+
+SEEN_LIMIT = 256
+"""Event ids remembered per key for dedup (rule 13: bounded). Keys see few events each."""
+
+
+class _State(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    seen: list[str] = []
+
+    def remember(self, event_id: str) -> bool:
+        """Record ``event_id``; False when it was already processed (rule 1)."""
+        if event_id in self.seen:
+            return False
+        self.seen.append(event_id)
+        if len(self.seen) > SEEN_LIMIT:
+            del self.seen[: len(self.seen) - SEEN_LIMIT]
+        return True
+
+
+class HeldSignup(BaseModel):
+    received_at: float
+    signup: SignupCompleted
+
+
+class HeldOrderEvent(BaseModel):
+    received_at: float
+    event: OrderCompleted | OrderRefunded
+
+
+class ClaimedReferral(BaseModel):
+    """What the customer stage needs to know of the referral a friend signed up through."""
+
+    referral_id: str
+    campaign_id: str | None = None
+    advocate: Party
+    occurred_at: Timestamp
+
+    @classmethod
+    def of(cls, referral: ReferralCreated) -> ClaimedReferral:
+        return cls(
+            referral_id=referral.referral_id,
+            campaign_id=referral.campaign_id,
+            advocate=Party.model_validate(referral.advocate.model_dump()),
+            occurred_at=referral.occurred_at,
+        )
+
+
+class Claim(BaseModel):
+    """Referral stage → customer stage: this signup passed the referral's own checks."""
+
+    type: str = "claim"
+    signup: SignupCompleted
+    referral: ClaimedReferral
+
+
+class ReferralState(_State):
+    """Keyed by referral_id: the referral, signups waiting for it, its friend slot, its view."""
+
+    referral_id: str
+    referral: ReferralCreated | None = None
+    held: list[HeldSignup] = []
+    reserved_for: str | None = None
+    friend_confirmed: bool = False
+    # The lookup view, folded from the attribution events of this referral.
+    status: str = "pending"
+    friend: Party | None = None
+    totals: Totals = Totals()
+    signed_up_at: Timestamp | None = None
+    converted_at: Timestamp | None = None
+    last_kind: str | None = None
+    rejections: int = 0
+
+    def oldest_hold(self) -> float | None:
+        return min((h.received_at for h in self.held), default=None)
+
+
+class OrderState(BaseModel):
+    amount: Decimal
+    currency: str
+    refunded: Decimal = Decimal(0)
+    occurred_at: Timestamp
+    attributed: bool
+
+
+class CustomerState(_State):
+    """Keyed by customer id: the friend's accepted claim, orders, refunds and totals."""
+
+    customer_id: str
+    referral: ClaimedReferral | None = None
+    friend: Party | None = None
+    signed_up_at: Timestamp | None = None
+    orders: dict[str, OrderState] = {}
+    converted: bool = False
+    converted_at: Timestamp | None = None
+    held: list[HeldOrderEvent] = []
+
+    def oldest_hold(self) -> float | None:
+        return min((h.received_at for h in self.held), default=None)
+
+    def totals(self) -> Totals:
+        """Rule 10: orders not fully refunded; revenue net of refunds, per currency."""
+        count = 0
+        revenue: dict[str, Decimal] = {}
+        for order in self.orders.values():
+            if not order.attributed:
+                continue
+            net = order.amount - order.refunded
+            if net > 0:
+                count += 1
+            revenue[order.currency] = revenue.get(order.currency, Decimal(0)) + net
+        return Totals(orders=count, revenue={c: str(v) for c, v in sorted(revenue.items())})
+
+
+class EmailState(_State):
+    """Keyed by normalised friend email: referrals naming it, signups without referral_id."""
+
+    email: str
+    candidates: dict[str, Timestamp] = {}
+    held: list[HeldSignup] = []
+
+    def oldest_hold(self) -> float | None:
+        return min((h.received_at for h in self.held), default=None)

@@ -1,0 +1,236 @@
+"""Realistic referral journeys for the demo, tests and benchmarks.
+
+A :class:`Workload` is two phases of records, shuffled across topics and keyed at random
+(producers owe us no keying). Phase 1 holds each journey's referral, signup and first order
+in any order, early partners, duplicates, self-referrals, late signups, orders of strangers
+and invalid records. Phase 2 holds what the rules decide by arrival order (a second order:
+``referral_converted`` vs ``order_attributed``; a second claim on a friend: first touch), so
+it is produced only once phase 1 is processed. :meth:`Workload.expected` runs the same
+events through the pure rules (:mod:`dev.join_sim`) to give the exact expected outcome.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+
+import orjson
+
+from agents.rules import JoinRules
+from dev.join_sim import JoinSim
+from schemas.events import parse_event
+
+__all__ = ["Record", "Workload", "produce"]
+
+EPOCH = datetime(2026, 9, 1, tzinfo=UTC)
+FIRST = ["Ann", "Bob", "Cleo", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jun", "Kai", "Lea"]
+LAST = ["Lee", "Ng", "Okafor", "Silva", "Berg", "Rossi", "Khan", "Novak", "Dubois", "Sato"]
+CURRENCIES = ["EUR", "EUR", "EUR", "USD", "GBP"]
+_CET = timezone(timedelta(hours=1))
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    topic: str
+    key: bytes | None
+    value: bytes
+    valid: bool = True
+
+
+def _ts(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class Workload:
+    phase1: list[Record] = field(default_factory=list)
+    phase2: list[Record] = field(default_factory=list)
+    invalid: list[Record] = field(default_factory=list)
+
+    @property
+    def records(self) -> list[Record]:
+        return self.phase1 + self.phase2
+
+    @classmethod
+    def build(cls, journeys: int = 200, seed: int = 7, invalid: int = 5) -> Workload:
+        return _Builder(random.Random(seed)).build(journeys, invalid)
+
+    def expected(self, rules: JoinRules | None = None) -> JoinSim:
+        """The outcome the pipeline must reach once every pending TTL has passed."""
+        sim = JoinSim(rules=rules or JoinRules(pending_ttl=1.0))
+        for phase in (self.phase1, self.phase2):
+            events = [parse_event(r.value) for r in phase if r.valid]
+            sim.feed(*sorted(events, key=lambda e: (e.occurred_at, e.event_id)))
+        sim.expire(sim.rules.pending_ttl)
+        return sim
+
+
+class _Builder:
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.workload = Workload()
+        self.n = 0
+
+    def _id(self, prefix: str) -> str:
+        self.n += 1
+        return f"{prefix}_{self.n:06d}"
+
+    def _person(self, prefix: str) -> dict:
+        first, last = self.rng.choice(FIRST), self.rng.choice(LAST)
+        pid = self._id(prefix)
+        return {"id": pid, "email": f"{first}.{last}.{pid}@example.com".lower(),
+                "first_name": first, "last_name": last}  # fmt: skip
+
+    def _emit(self, phase: list[Record], topic: str, event: dict, dup: float = 0.04) -> None:
+        key = self.rng.choice([None, event["event_id"].encode(), self._id("k").encode()])
+        record = Record(topic, key, orjson.dumps(event))
+        phase.append(record)
+        if self.rng.random() < dup:
+            phase.append(record)  # an at-least-once producer re-sent it
+
+    def build(self, journeys: int, invalid: int) -> Workload:
+        rng = self.rng
+        advocates = [self._person("adv") for _ in range(max(3, journeys // 8))]
+        friends_signed: list[tuple[dict, str, datetime]] = []
+        for _ in range(journeys):
+            advocate = rng.choice(advocates)
+            friend = self._person("cus")
+            referral_id = self._id("ref")
+            opened = EPOCH + timedelta(minutes=rng.randrange(0, 60 * 24 * 30))
+            referral = {
+                "event_id": self._id("evt"), "type": "referral.created",
+                "referral_id": referral_id, "occurred_at": _ts(opened), "advocate": advocate,
+                "friend_email": friend["email"].upper() if rng.random() < 0.2 else friend["email"],
+                "campaign_id": rng.choice(["spring", "summer", "vip", None]),
+                "utm_source": "newsletter",
+            }  # fmt: skip
+            roll = rng.random()
+            if roll < 0.04:  # the referral is never seen: signup stays unattributed
+                pass
+            else:
+                self._emit(self.workload.phase1, "referrals", referral)
+            if roll > 0.9:
+                continue  # invited friend never signs up
+            if 0.04 <= roll < 0.08:
+                friend = {**advocate}  # self-referral
+            late = 0.08 <= roll < 0.11
+            signed = opened + timedelta(days=rng.choice([31, 45]) if late else rng.uniform(0, 29))
+            signup = {
+                "event_id": self._id("evt"), "type": "signup.completed",
+                "occurred_at": _ts(signed.astimezone(rng.choice([UTC, _CET]))),
+                "customer": {k: v for k, v in friend.items() if k != "last_name"},
+            }  # fmt: skip
+            if rng.random() < 0.85 or roll < 0.04:
+                signup["referral_id"] = referral_id
+            self._emit(self.workload.phase1, "signups", signup)
+            if roll < 0.11:
+                continue
+            friends_signed.append((friend, referral_id, signed))
+            if rng.random() < 0.7:
+                self._orders(friend, referral_id, signed)
+        self._second_claims(friends_signed, advocates)
+        self._strangers(journeys // 5)
+        self._invalid(invalid)
+        rng.shuffle(self.workload.phase1)
+        rng.shuffle(self.workload.phase2)
+        return self.workload
+
+    def _order(self, friend: dict, at: datetime, referral_id: str | None) -> dict:
+        amount = Decimal(self.rng.randrange(500, 25000)) / 100
+        order = {
+            "event_id": self._id("evt"), "type": "order.completed", "order_id": self._id("ord"),
+            "occurred_at": _ts(at), "customer": {"id": friend["id"]},
+            "amount": str(amount) if self.rng.random() < 0.8 else float(amount),
+            "currency": self.rng.choice(CURRENCIES),
+        }  # fmt: skip
+        if referral_id:
+            order["referral_id"] = referral_id
+        return order
+
+    def _orders(self, friend: dict, referral_id: str, signed: datetime) -> None:
+        rng, w = self.rng, self.workload
+        first_at = signed + timedelta(days=rng.uniform(0.01, 60))
+        if rng.random() < 0.05:
+            first_at = signed + timedelta(days=rng.uniform(91, 120))  # outside the window
+        first = self._order(friend, first_at, referral_id if rng.random() < 0.5 else None)
+        self._emit(w.phase1, "orders", first)
+        # Phase 2 carries one thread per customer (a second order and its refund, or a refund
+        # of the first): each attribution's totals snapshot must not depend on arrival order.
+        order = first
+        if rng.random() < 0.4:
+            order = self._order(friend, first_at + timedelta(days=rng.uniform(1, 25)), None)
+            self._emit(w.phase2, "orders", order)
+        if rng.random() < 0.2:
+            amount = Decimal(str(order["amount"]))
+            part = amount if rng.random() < 0.5 else (amount / 3).quantize(Decimal("0.01"))
+            refund = {
+                "event_id": self._id("evt"), "type": "order.refunded",
+                "order_id": order["order_id"], "customer": {"id": friend["id"]},
+                "occurred_at": _ts(datetime.fromisoformat(order["occurred_at"])
+                                   + timedelta(days=2)),
+                "amount": str(part), "currency": order["currency"],
+            }  # fmt: skip
+            self._emit(w.phase2, "orders", refund)
+
+    def _second_claims(self, signed: list[tuple[dict, str, datetime]], advocates: list) -> None:
+        """First touch: a friend claimed again through another referral; a second friend
+        trying an already-claimed referral."""
+        for friend, referral_id, at in self.rng.sample(signed, k=min(len(signed), 6)):
+            other = self._id("ref")
+            advocate = self.rng.choice([a for a in advocates if a["id"] != friend["id"]])
+            self._emit(self.workload.phase1, "referrals", {
+                "event_id": self._id("evt"), "type": "referral.created", "referral_id": other,
+                "occurred_at": _ts(at - timedelta(days=1)), "advocate": advocate,
+            })  # fmt: skip
+            self._emit(self.workload.phase2, "signups", {
+                "event_id": self._id("evt"), "type": "signup.completed", "referral_id": other,
+                "occurred_at": _ts(at), "customer": {"id": friend["id"], "email": friend["email"]},
+            })  # fmt: skip
+            intruder = self._person("cus")
+            self._emit(self.workload.phase2, "signups", {
+                "event_id": self._id("evt"), "type": "signup.completed",
+                "referral_id": referral_id, "occurred_at": _ts(at + timedelta(hours=1)),
+                "customer": {"id": intruder["id"], "email": intruder["email"]},
+            })  # fmt: skip
+
+    def _strangers(self, count: int) -> None:
+        for _ in range(count):
+            stranger = self._person("cus")
+            at = EPOCH + timedelta(days=self.rng.uniform(0, 60))
+            ghost = self._id("ref") if self.rng.random() < 0.3 else None
+            self._emit(self.workload.phase1, "orders", self._order(stranger, at, ghost))
+
+    def _invalid(self, count: int) -> None:
+        samples = [
+            (b"signups", b'{"event_id": "evt_bad", "type": "signup.completed", '),
+            (b"orders", orjson.dumps({"event_id": "evt_neg", "type": "order.completed",
+                "order_id": "o", "occurred_at": "2026-09-01T00:00:00Z", "customer": {"id": "c"},
+                "amount": "-5", "currency": "EUR"})),
+            (b"referrals", orjson.dumps({"event_id": "evt_naive", "type": "referral.created",
+                "referral_id": "r", "occurred_at": "2026-09-01T00:00:00",
+                "advocate": {"id": "a", "email": "a@example.com"}})),
+            (b"orders", orjson.dumps({"event_id": "evt_x", "type": "order.shipped"})),
+            (b"signups", b"\xff\xfe not even utf-8"),
+        ]  # fmt: skip
+        for i in range(count):
+            topic, value = samples[i % len(samples)]
+            record = Record(topic.decode(), f"bad-{i}".encode(), value + b" " * (i // 5), False)
+            self.workload.invalid.append(record)
+            self.workload.phase1.append(record)
+
+
+async def produce(records: list[Record], bootstrap_servers: str) -> int:
+    """Send ``records`` with a plain aiokafka producer; returns how many were acknowledged."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, linger_ms=5)
+    await producer.start()
+    try:
+        futures = [await producer.send(r.topic, r.value, key=r.key) for r in records]
+        for future in futures:
+            await future
+    finally:
+        await producer.stop()
+    return len(records)

@@ -1,0 +1,73 @@
+"""The join's three stages wired in memory, in the same way the Faust agents wire them.
+
+Used by the rule tests to drive whole journeys through the pure step functions: ingest
+routing, forwards between stages, and attribution events fed back to the referral stage.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from agents.rules import (
+    Expire,
+    JoinRules,
+    Stage,
+    customer_step,
+    email_step,
+    referral_step,
+    route,
+)
+from schemas.attribution import AttributionEvent
+
+STEPS = {Stage.REFERRAL: referral_step, Stage.CUSTOMER: customer_step, Stage.EMAIL: email_step}
+
+
+@dataclass
+class JoinSim:
+    rules: JoinRules = field(default_factory=JoinRules)
+    now: float = 0.0
+    tables: dict[Stage, dict[str, object]] = field(
+        default_factory=lambda: {stage: {} for stage in Stage}
+    )
+    emitted: list[AttributionEvent] = field(default_factory=list)
+    duplicates: int = 0
+    dropped: list[str] = field(default_factory=list)
+
+    def feed(self, *events) -> None:
+        for event in events:
+            self._run(deque((f.stage, f.key, f.message) for f in route(event)))
+
+    def expire(self, after: float) -> None:
+        """Advance processing time and tick every key that holds events."""
+        self.now += after
+        queue = deque()
+        for stage, table in self.tables.items():
+            for key, state in table.items():
+                if state.held:
+                    queue.append((stage, key, Expire()))
+        self._run(queue)
+
+    def _run(self, queue: deque) -> None:
+        while queue:
+            stage, key, message = queue.popleft()
+            table = self.tables[stage]
+            state, result = STEPS[stage](table.get(key), message, key, self.now, self.rules)
+            table[key] = state
+            self.duplicates += result.duplicates
+            self.dropped.extend(result.dropped)
+            for forward in result.forwards:
+                queue.append((forward.stage, forward.key, forward.message))
+            for attribution in result.attributions:
+                self.emitted.append(attribution)
+                if attribution.referral_id is not None:
+                    queue.append((Stage.REFERRAL, attribution.referral_id, attribution))
+
+    def kinds(self) -> list[tuple[str, str | None, str | None]]:
+        return [(a.kind.value, a.referral_id, a.reason) for a in self.emitted]
+
+    def view(self, referral_id: str) -> dict:
+        state = self.tables[Stage.REFERRAL][referral_id]
+        return state.model_dump(
+            mode="json", include={"status", "friend", "totals", "signed_up_at", "converted_at"}
+        )

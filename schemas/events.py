@@ -1,0 +1,237 @@
+"""Input events of the contract (section 4): referral, signup, order and refund.
+
+Parsing goes through :func:`parse_event`, which takes the raw record bytes. orjson does the
+JSON work; only when an amount arrives as a JSON *number* with a fraction is the record
+re-read with ``parse_float=Decimal`` so that no float ever touches money.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+import orjson
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
+)
+
+__all__ = [
+    "Advocate",
+    "Amount",
+    "Currency",
+    "Customer",
+    "Email",
+    "InputEvent",
+    "InvalidEvent",
+    "OrderCompleted",
+    "OrderCustomer",
+    "OrderRefunded",
+    "ReferralCreated",
+    "SignupCompleted",
+    "Timestamp",
+    "normalise_email",
+    "parse_event",
+]
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _rfc3339(value: object) -> datetime:
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value  # already parsed (state, internal messages)
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError("must be an RFC 3339 timestamp with an offset, e.g. 2026-11-20T10:00:00Z")
+    return datetime.fromisoformat(value)
+
+
+def normalise_email(value: str) -> str:
+    """Emails compare case-insensitively after trimming (contract section 4)."""
+    return value.strip().lower()
+
+
+def _email(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    email = normalise_email(value)
+    if not _EMAIL.match(email):
+        raise ValueError("is not an email address")
+    return email
+
+
+def _amount(value: object) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+        raise ValueError("must be a decimal string or a JSON number")
+    try:
+        amount = Decimal(value)
+    except ArithmeticError as exc:
+        raise ValueError("is not a decimal number") from exc
+    if not amount.is_finite() or amount < 0:
+        raise ValueError("must be a finite number >= 0")
+    return amount
+
+
+def _currency(value: object) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z]{3}", value):
+        raise ValueError("must be an ISO 4217 code of three letters")
+    return value.upper()
+
+
+Timestamp = Annotated[
+    datetime,
+    BeforeValidator(_rfc3339),
+    PlainSerializer(lambda d: d.isoformat().replace("+00:00", "Z"), return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": _RFC3339.pattern}),
+]
+Email = Annotated[
+    str, BeforeValidator(_email), WithJsonSchema({"type": "string", "format": "email"})
+]
+Amount = Annotated[
+    Decimal,
+    BeforeValidator(_amount),
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": r"^\s*\+?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"},
+                {"type": "number", "minimum": 0},
+            ]
+        }
+    ),
+]
+Currency = Annotated[
+    str,
+    BeforeValidator(_currency),
+    WithJsonSchema({"type": "string", "pattern": "^[A-Za-z]{3}$", "description": "ISO 4217"}),
+]
+NonEmpty = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Advocate(_Model):
+    id: NonEmpty
+    email: Email
+    first_name: str | None = None
+    last_name: str | None = None
+
+
+class Customer(_Model):
+    id: NonEmpty
+    email: Email
+    first_name: str | None = None
+    last_name: str | None = None
+
+
+class OrderCustomer(_Model):
+    id: NonEmpty
+    email: Email | None = None
+
+
+class ReferralCreated(_Model):
+    event_id: NonEmpty
+    type: Literal["referral.created"]
+    referral_id: NonEmpty
+    occurred_at: Timestamp
+    advocate: Advocate
+    friend_email: Email | None = None
+    campaign_id: str | None = None
+
+
+class SignupCompleted(_Model):
+    event_id: NonEmpty
+    type: Literal["signup.completed"]
+    referral_id: NonEmpty | None = None
+    occurred_at: Timestamp
+    customer: Customer
+
+
+class OrderCompleted(_Model):
+    event_id: NonEmpty
+    type: Literal["order.completed"]
+    order_id: NonEmpty
+    referral_id: NonEmpty | None = None
+    occurred_at: Timestamp
+    customer: OrderCustomer
+    amount: Amount
+    currency: Currency
+
+
+class OrderRefunded(_Model):
+    event_id: NonEmpty
+    type: Literal["order.refunded"]
+    order_id: NonEmpty
+    referral_id: NonEmpty | None = None
+    occurred_at: Timestamp
+    customer: OrderCustomer
+    amount: Amount
+    currency: Currency
+
+
+InputEvent = Annotated[
+    ReferralCreated | SignupCompleted | OrderCompleted | OrderRefunded,
+    Field(discriminator="type"),
+]
+_INPUT = TypeAdapter(InputEvent)
+_INPUT_TYPES = {"referral.created", "signup.completed", "order.completed", "order.refunded"}
+
+
+class InvalidEvent(ValueError):
+    """Raised by :func:`parse_event`; ``reason`` is the short code for the DLQ header."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def parse_event(
+    raw: bytes | None,
+    expected: frozenset[str] | None = None,
+) -> ReferralCreated | SignupCompleted | OrderCompleted | OrderRefunded:
+    """Parse and validate one input record.
+
+    :param expected: event types allowed on the source topic (``None``: any input type).
+    :raises InvalidEvent: with reason ``invalid_json``, ``unknown_type``, ``unexpected_type``
+        or ``schema_violation``.
+    """
+    if raw is None:
+        raise InvalidEvent("invalid_json", "record has no value")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent("invalid_json", f"not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidEvent("invalid_json", "event must be a JSON object")
+    kind = data.get("type")
+    if kind not in _INPUT_TYPES:
+        raise InvalidEvent("unknown_type", f"unknown event type {kind!r}"[:200])
+    if expected is not None and kind not in expected:
+        raise InvalidEvent("unexpected_type", f"event type {kind!r} does not belong on this topic")
+    if isinstance(data.get("amount"), float):
+        # JSON number with a fraction: read it again without floats.
+        data = json.loads(raw, parse_float=Decimal)
+    try:
+        return _INPUT.validate_python(data)
+    except ValidationError as exc:
+        raise InvalidEvent("schema_violation", _describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False)[:5]:
+        where = ".".join(str(p) for p in err["loc"][1:]) or "event"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)

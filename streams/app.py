@@ -1,0 +1,52 @@
+"""The Faust app, configured from :mod:`streams.settings`; ``refstream`` is its CLI."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import faust
+
+from streams.settings import BrokerCompat, Settings, get_settings
+
+__all__ = ["app", "faust_options", "main", "settings"]
+
+
+def faust_options(settings: Settings) -> dict[str, Any]:
+    """Faust keyword arguments for ``settings``; broker quirks stay behind one switch."""
+    options: dict[str, Any] = {
+        "broker": settings.broker_url,
+        "store": settings.store,
+        "datadir": settings.data_dir,
+        "topic_partitions": settings.partitions,
+        "topic_replication_factor": settings.replication_factor,
+        "web_bind": settings.web_host,
+        "web_port": settings.web_port,
+        "canonical_url": settings.canonical_url
+        or f"http://{socket.gethostname()}:{settings.web_port}",
+        "producer_linger": 0.005,
+        "consumer_auto_offset_reset": "earliest",
+    }
+    if settings.broker_compat is BrokerCompat.TANSU:
+        # broker-tansu.md: end offsets are only right after single-record writes (table
+        # recovery reads the changelog up to them), and joins wait half the session timeout.
+        options |= {
+            "producer_max_batch_size": 1,
+            "broker_session_timeout": 6.0,
+            "broker_heartbeat_interval": 1.0,
+        }
+    return options
+
+
+settings = get_settings()
+app = faust.App(settings.app_id, **faust_options(settings))
+
+
+def main() -> None:
+    """Console script: import every module that registers agents, pages and commands."""
+    import agents.ingest
+    import agents.join  # noqa: F401
+    import streams.commands
+    import streams.web  # noqa: F401
+
+    app.main()

@@ -1,0 +1,106 @@
+"""The one place that reads the environment (contract section 2).
+
+Everything else receives a :class:`Settings` (or a part of it) as an argument.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from enum import StrEnum
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from agents.rules import JoinRules
+
+__all__ = ["BrokerCompat", "Settings", "Topics", "get_settings"]
+
+SINK_NAMES = ("crm", "email", "analytics")
+
+
+class BrokerCompat(StrEnum):
+    KAFKA = "kafka"
+    TANSU = "tansu"
+
+
+class Topics(BaseSettings):
+    """Topic names; the defaults are the contract (section 3)."""
+
+    model_config = SettingsConfigDict(env_prefix="REFSTREAM_TOPIC_", frozen=True)
+
+    referrals: str = "referrals"
+    signups: str = "signups"
+    orders: str = "orders"
+    attributions: str = "attributions"
+    dlq_invalid: str = "refstream-dlq-invalid"
+    by_referral: str = "refstream-join-by-referral"
+    by_customer: str = "refstream-join-by-customer"
+    by_email: str = "refstream-join-by-email"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    kafka_bootstrap_servers: str = Field("localhost:9092", alias="KAFKA_BOOTSTRAP_SERVERS")
+    app_id: str = Field("refstream", alias="REFSTREAM_APP_ID")
+    web_host: str = Field("0.0.0.0", alias="REFSTREAM_WEB_HOST")
+    web_port: int = Field(6066, alias="REFSTREAM_WEB_PORT")
+    canonical_url: str | None = Field(None, alias="REFSTREAM_CANONICAL_URL")
+    """How other workers reach this one's HTTP port (table-routed lookups)."""
+    store: str = Field("rocksdb://", alias="REFSTREAM_STORE")
+    data_dir: str = Field("data", alias="REFSTREAM_DATA_DIR")
+    sinks: Annotated[tuple[str, ...], NoDecode] = Field(SINK_NAMES, alias="REFSTREAM_SINKS")
+    broker_compat: BrokerCompat = Field(BrokerCompat.KAFKA, alias="REFSTREAM_BROKER_COMPAT")
+    partitions: int = Field(8, ge=1, alias="REFSTREAM_PARTITIONS")
+    """Partitions of the topics the app creates (re-keyed join topics, changelogs, outputs)."""
+    replication_factor: int = Field(1, ge=1, alias="REFSTREAM_REPLICATION_FACTOR")
+    batch_size: int = Field(2000, ge=1, alias="REFSTREAM_BATCH_SIZE")
+    batch_linger_seconds: float = Field(0.05, gt=0, alias="REFSTREAM_BATCH_LINGER_SECONDS")
+
+    signup_window_days: float = Field(30, gt=0, alias="ATTRIBUTION_SIGNUP_WINDOW_DAYS")
+    order_window_days: float = Field(90, gt=0, alias="ATTRIBUTION_ORDER_WINDOW_DAYS")
+    pending_ttl_seconds: float = Field(86400, gt=0, alias="PENDING_TTL_SECONDS")
+
+    hubspot_api_url: str = Field("https://api.hubapi.com", alias="HUBSPOT_API_URL")
+    hubspot_access_token: SecretStr | None = Field(None, alias="HUBSPOT_ACCESS_TOKEN")
+    klaviyo_api_url: str = Field("https://a.klaviyo.com", alias="KLAVIYO_API_URL")
+    klaviyo_api_key: SecretStr | None = Field(None, alias="KLAVIYO_API_KEY")
+    klaviyo_revision: str = Field("2025-10-15", alias="KLAVIYO_REVISION")
+    mixpanel_api_url: str = Field("https://api.mixpanel.com", alias="MIXPANEL_API_URL")
+    mixpanel_project_token: SecretStr | None = Field(None, alias="MIXPANEL_PROJECT_TOKEN")
+
+    topics: Topics = Field(default_factory=Topics)
+
+    @field_validator("sinks", mode="before")
+    @classmethod
+    def _split_sinks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(s.strip() for s in value.split(",") if s.strip())
+        return value
+
+    @field_validator("sinks")
+    @classmethod
+    def _known_sinks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(SINK_NAMES))
+        if unknown:
+            raise ValueError(f"unknown sink(s) {unknown}; known: {', '.join(SINK_NAMES)}")
+        return value
+
+    @property
+    def join_rules(self) -> JoinRules:
+        return JoinRules(
+            signup_window=timedelta(days=self.signup_window_days),
+            order_window=timedelta(days=self.order_window_days),
+            pending_ttl=self.pending_ttl_seconds,
+        )
+
+    @property
+    def broker_url(self) -> str:
+        return ";".join(f"kafka://{s.strip()}" for s in self.kafka_bootstrap_servers.split(","))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,23 @@
+"""Topic declarations. Values travel as raw bytes: agents parse with orjson/pydantic."""
+
+from __future__ import annotations
+
+from streams.app import app, settings
+
+__all__ = ["STAGE_TOPICS", "by_customer", "by_email", "by_referral", "inputs"]
+
+_t = settings.topics
+_raw = {"key_serializer": "raw", "value_serializer": "raw"}
+_internal = {"partitions": settings.partitions, "internal": True, **_raw}
+
+inputs = app.topic(_t.referrals, _t.signups, _t.orders, **_raw)
+"""The producers' topics: any key, any partitioning."""
+
+by_referral = app.topic(_t.by_referral, _t.attributions, **_internal)
+"""Referral stage input: re-keyed referrals and signups, plus its own attribution events."""
+by_customer = app.topic(_t.by_customer, **_internal)
+by_email = app.topic(_t.by_email, **_internal)
+dlq_invalid = app.topic(_t.dlq_invalid, **_internal)
+
+STAGE_TOPICS = {"referral": _t.by_referral, "customer": _t.by_customer, "email": _t.by_email}
+"""Stage → the topic that carries messages *to* it."""
