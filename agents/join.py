@@ -107,6 +107,7 @@ class JoinStage:
         self.deadlines: dict[str, float] = {}
         self.held: dict[str, int] = {}
         self.needs_scan = True
+        self.release_not_before = 0.0
 
     async def process(self, events: list[EventT], outbox: Outbox) -> None:
         now = time.time()
@@ -151,9 +152,15 @@ class JoinStage:
         await outbox.flush()
 
     def _scan(self) -> None:
-        """After a rebalance: find the held events of the partitions this worker now has."""
+        """After a rebalance: find the held events of the partitions this worker now has.
+
+        Their partners may still sit in the backlog this worker has not read (a restart or
+        takeover can take longer than the TTL), so none is released before one more full
+        TTL of processing time has passed.
+        """
         self.deadlines.clear()
         self.held.clear()
+        self.release_not_before = time.time() + self.rules.pending_ttl
         for key, value in self.table.items():
             if value and _NOTHING_HELD not in value:
                 state = self.state_type.model_validate_json(value)
@@ -165,7 +172,8 @@ class JoinStage:
             self.deadlines.pop(key, None)
             self.held.pop(key, None)
         else:
-            self.deadlines[key] = oldest + self.rules.pending_ttl
+            deadline = oldest + self.rules.pending_ttl
+            self.deadlines[key] = max(deadline, self.release_not_before)
             self.held[key] = len(state.held)
 
     def _count(self, message: Any, result: StepResult) -> None:

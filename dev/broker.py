@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 __all__ = ["EmbeddedBroker", "free_port"]
@@ -59,7 +61,9 @@ class EmbeddedBroker:
                 start_new_session=True,
             )
         try:
-            asyncio.run(self._wait_ready(timeout))
+            # Its own loop on its own thread: start() is sync and may be called from a loop.
+            with ThreadPoolExecutor(1) as pool:
+                pool.submit(asyncio.run, self._wait_ready(timeout)).result()
         except BaseException:
             self.stop()
             raise
@@ -69,25 +73,30 @@ class EmbeddedBroker:
         """Ready means a Kafka client gets metadata back, not merely an open port."""
         from aiokafka.admin import AIOKafkaAdminClient
 
-        deadline = time.monotonic() + timeout
-        last_error: Exception | None = None
-        while time.monotonic() < deadline:
-            if self._process and self._process.poll() is not None:
-                raise RuntimeError(
-                    f"tansu exited with {self._process.returncode}; see {self.log_path}"
-                )
-            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers)
-            try:
-                await admin.start()
-                await admin.list_topics()
-                return
-            except Exception as exc:  # not up yet
-                last_error = exc
-                await asyncio.sleep(0.2)
-            finally:
-                with contextlib.suppress(Exception):
-                    await admin.close()
-        raise TimeoutError(f"tansu did not answer within {timeout}s: {last_error!r}")
+        quiet = logging.getLogger("aiokafka")
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL)  # refused connections are expected while it starts
+        try:
+            deadline = time.monotonic() + timeout
+            last_error: Exception | None = None
+            while time.monotonic() < deadline:
+                if self._process and self._process.poll() is not None:
+                    code = self._process.returncode
+                    raise RuntimeError(f"tansu exited with {code}; see {self.log_path}")
+                admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers)
+                try:
+                    await admin.start()
+                    await admin.list_topics()
+                    return
+                except Exception as exc:  # not up yet
+                    last_error = exc
+                    await asyncio.sleep(0.2)
+                finally:
+                    with contextlib.suppress(Exception):
+                        await admin.close()
+            raise TimeoutError(f"tansu did not answer within {timeout}s: {last_error!r}")
+        finally:
+            quiet.setLevel(level)
 
     def stop(self, timeout: float = 15.0) -> None:
         process, self._process = self._process, None

@@ -22,7 +22,7 @@ from agents.rules import JoinRules
 from dev.join_sim import JoinSim
 from schemas.events import parse_event
 
-__all__ = ["Record", "Workload", "produce"]
+__all__ = ["Record", "Workload"]
 
 EPOCH = datetime(2026, 9, 1, tzinfo=UTC)
 FIRST = ["Ann", "Bob", "Cleo", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jun", "Kai", "Lea"]
@@ -57,13 +57,17 @@ class Workload:
     def build(cls, journeys: int = 200, seed: int = 7, invalid: int = 5) -> Workload:
         return _Builder(random.Random(seed)).build(journeys, invalid)
 
-    def expected(self, rules: JoinRules | None = None) -> JoinSim:
-        """The outcome the pipeline must reach once every pending TTL has passed."""
+    def expected(self, rules: JoinRules | None = None, phases: int = 2) -> JoinSim:
+        """The outcome the pipeline must reach once every pending TTL has passed.
+
+        :param phases: 1 gives what phase 1 alone yields before any held event expires.
+        """
         sim = JoinSim(rules=rules or JoinRules(pending_ttl=1.0))
-        for phase in (self.phase1, self.phase2):
+        for phase in (self.phase1, self.phase2)[:phases]:
             events = [parse_event(r.value) for r in phase if r.valid]
             sim.feed(*sorted(events, key=lambda e: (e.occurred_at, e.event_id)))
-        sim.expire(sim.rules.pending_ttl)
+        if phases == 2:
+            sim.expire(sim.rules.pending_ttl)
         return sim
 
 
@@ -219,18 +223,3 @@ class _Builder:
             record = Record(topic.decode(), f"bad-{i}".encode(), value + b" " * (i // 5), False)
             self.workload.invalid.append(record)
             self.workload.phase1.append(record)
-
-
-async def produce(records: list[Record], bootstrap_servers: str) -> int:
-    """Send ``records`` with a plain aiokafka producer; returns how many were acknowledged."""
-    from aiokafka import AIOKafkaProducer
-
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, linger_ms=5)
-    await producer.start()
-    try:
-        futures = [await producer.send(r.topic, r.value, key=r.key) for r in records]
-        for future in futures:
-            await future
-    finally:
-        await producer.stop()
-    return len(records)

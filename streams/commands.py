@@ -25,7 +25,8 @@ async def schemas(self) -> None:
 )
 async def generate(self, journeys: int, seed: int, invalid: int) -> None:
     """Produce a realistic, shuffled workload onto the input topics."""
-    from dev.generator import Workload, produce
+    from dev.generator import Workload
+    from dev.kafka_io import produce
 
     workload = Workload.build(journeys=journeys, seed=seed, invalid=invalid)
     sent = await produce(workload.records, settings.kafka_bootstrap_servers)

@@ -1,0 +1,167 @@
+"""``make demo``: the whole pipeline on one machine, end to end, then a summary.
+
+Starts the embedded broker and one worker (RocksDB tables), streams a generated workload
+(shuffled, duplicated, out of order, with self-referrals, late signups, refunds and invalid
+records), shows progress, waits for every attribution, prints what happened and checks it
+against the same workload run through the pure rules. Exits 1 if anything was lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from decimal import Decimal
+from pathlib import Path
+
+import orjson
+
+from dev.broker import EmbeddedBroker
+from dev.generator import Workload
+from dev.kafka_io import create_topics, produce, read_topic
+from dev.worker import WorkerProcess
+
+TTL_SECONDS = 8
+
+
+def _bar(done: int, total: int, width: int = 32) -> str:
+    filled = int(width * min(done, total) / max(total, 1))
+    return f"[{'#' * filled}{'.' * (width - filled)}] {done:>6}/{total}"
+
+
+async def _follow(servers: str, topic: str, want: int, label: str, timeout: float) -> list:
+    """Read ``topic`` until ``want`` distinct attributions arrived, redrawing a progress bar."""
+    seen: set[str] = set()
+    read = 0
+    shown = -1
+    tty = sys.stdout.isatty()
+
+    def until(records: list) -> bool:
+        nonlocal read, shown
+        for record in records[read:]:
+            seen.add(orjson.loads(record.value)["attribution_event_id"])
+        read = len(records)
+        step = len(seen) if tty else len(seen) * 4 // max(want, 1)  # quarters when logged
+        if step != shown:
+            shown = step
+            end = "" if tty else "\n"
+            sys.stdout.write(f"\r  {label:<22} {_bar(len(seen), want)}{end}")
+            sys.stdout.flush()
+        return len(seen) >= want
+
+    records = await read_topic(servers, topic, until=until, idle=1.0, timeout=timeout)
+    if tty:
+        sys.stdout.write("\n")
+    return records
+
+
+def _summary(records: list, dlq: list, workload: Workload) -> None:
+    events = [orjson.loads(r.value) for r in records]
+    kinds = Counter(e["kind"] for e in events)
+    print("\nAttributions by kind")
+    for kind, count in kinds.most_common():
+        print(f"  {kind:<22} {count:>6}")
+
+    totals: dict[str, dict] = {}
+    advocates: dict[str, dict] = {}
+    for event in events:  # one partition per referral: the last event holds the totals
+        if event["order"] is not None and event["kind"] != "order_unattributed":
+            totals[event["referral_id"]] = event["totals"]
+            advocates[event["referral_id"]] = event["advocate"]
+    revenue: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    converted: Counter = Counter()
+    for referral_id, total in totals.items():
+        advocate = advocates[referral_id]["id"]
+        converted[advocate] += 1
+        for currency, amount in total["revenue"].items():
+            revenue[advocate][currency] += Decimal(amount)
+    ranked = sorted(revenue, key=lambda a: (-sum(revenue[a].values()), a))[:10]
+    print("\nTop advocates by attributed revenue (net of refunds, per currency, no FX)")
+    for advocate in ranked:
+        amounts = ", ".join(f"{c} {v:,.2f}" for c, v in sorted(revenue[advocate].items()))
+        print(f"  {advocate:<12} {converted[advocate]:>3} converted   {amounts}")
+
+    reasons = Counter(dict(r.headers)["error.reason"].decode() for r in dlq)
+    print(f"\nDead-lettered invalid events: {len(dlq)} ({dict(reasons)})")
+    print(f"Input records: {len(workload.records)} ({len(workload.invalid)} invalid)")
+
+
+async def run(journeys: int, seed: int) -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="refstream-demo-"))
+    print(f"refstream demo: {journeys} journeys (seed {seed}); logs in {workdir}")
+    broker = EmbeddedBroker(log_path=workdir / "broker.log").start()
+    worker = None
+    try:
+        servers = broker.bootstrap_servers
+        print(f"  broker                 tansu on {servers}")
+        await create_topics(servers, ["referrals", "signups", "orders"], partitions=4)
+        worker = WorkerProcess(
+            {
+                "KAFKA_BOOTSTRAP_SERVERS": servers,
+                "REFSTREAM_BROKER_COMPAT": "tansu",
+                "REFSTREAM_SINKS": "",
+                "PENDING_TTL_SECONDS": str(TTL_SECONDS),
+            },
+            workdir,
+        ).start()
+        await asyncio.to_thread(worker.wait_ready)
+        print(f"  worker                 ready at {worker.url}")
+
+        workload = Workload.build(journeys=journeys, seed=seed, invalid=max(3, journeys // 100))
+        expected = workload.expected()
+        started = time.monotonic()
+        await produce(workload.phase1, servers)
+        print(f"  produced               {len(workload.phase1)} records (phase 1)")
+        n1 = len(workload.expected(phases=1).emitted)
+        await _follow(servers, "attributions", n1, "attributed (phase 1)", timeout=300)
+        await produce(workload.phase2, servers)
+        print(f"  produced               {len(workload.phase2)} records (phase 2: later orders,")
+        print("                         refunds, second claims)")
+        print(f"  waiting                {TTL_SECONDS}s pending TTL for events with no partner")
+        records = await _follow(
+            servers, "attributions", len(expected.emitted), "attributed (all)", timeout=300
+        )
+        elapsed = time.monotonic() - started
+        dlq = await read_topic(
+            servers, "refstream-dlq-invalid",
+            until=lambda r: len(r) >= len(workload.invalid), idle=0.5, timeout=30,
+        )  # fmt: skip
+        _summary(records, dlq, workload)
+
+        got = {orjson.loads(r.value)["attribution_event_id"] for r in records}
+        want = {a.attribution_event_id for a in expected.emitted}
+        some = next(
+            (a.referral_id for a in expected.emitted if a.kind == "referral_converted"), None
+        )
+        print(f"\nEnd to end in {elapsed:.1f}s. Look around while it runs next time:")
+        print(f"  {worker.url}/metrics")
+        print(f"  {worker.url}/attributions/{some}")
+        status, body = worker.get(f"/attributions/{some}")
+        print(f"  -> {status} {body.decode()[:160]}...")
+        missing, extra = want - got, got - want
+        dlq_ok = len(dlq) == len(workload.invalid)
+        if missing or extra or not dlq_ok:
+            print(f"\nFAILED: {len(missing)} missing, {len(extra)} unexpected attributions; "
+                  f"DLQ {len(dlq)}/{len(workload.invalid)}")  # fmt: skip
+            return 1
+        print(f"\nOK: all {len(want)} expected attributions, nothing lost, nothing extra.")
+        return 0
+    finally:
+        if worker is not None:
+            worker.stop()
+        broker.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--journeys", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args()
+    sys.exit(asyncio.run(run(args.journeys, args.seed)))
+
+
+if __name__ == "__main__":
+    main()

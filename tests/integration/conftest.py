@@ -1,0 +1,124 @@
+"""Real-broker fixtures: one broker per session, fresh topics and app id per test.
+
+Broker, by what is available: ``KAFKA_BOOTSTRAP_SERVERS`` (an external cluster), else
+Kafka in Docker via testcontainers when a Docker engine answers, else the embedded Tansu.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from dev.broker import EmbeddedBroker
+from dev.kafka_io import create_topics
+from dev.worker import WorkerProcess
+
+INPUTS = ("referrals", "signups", "orders")
+TOPIC_VARS = {
+    "referrals": "REFSTREAM_TOPIC_REFERRALS",
+    "signups": "REFSTREAM_TOPIC_SIGNUPS",
+    "orders": "REFSTREAM_TOPIC_ORDERS",
+    "attributions": "REFSTREAM_TOPIC_ATTRIBUTIONS",
+    "dlq_invalid": "REFSTREAM_TOPIC_DLQ_INVALID",
+    "by_referral": "REFSTREAM_TOPIC_BY_REFERRAL",
+    "by_customer": "REFSTREAM_TOPIC_BY_CUSTOMER",
+    "by_email": "REFSTREAM_TOPIC_BY_EMAIL",
+}
+
+
+@dataclass(frozen=True)
+class Kafka:
+    bootstrap_servers: str
+    compat: str
+
+
+def _docker_engine() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=3).ping()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kafka]:
+    if servers := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield Kafka(servers, os.environ.get("REFSTREAM_BROKER_COMPAT", "kafka"))
+    elif _docker_engine():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer() as container:
+            yield Kafka(container.get_bootstrap_server(), "kafka")
+    else:
+        log = tmp_path_factory.mktemp("broker") / "tansu.log"
+        with EmbeddedBroker(log_path=log) as broker:
+            yield Kafka(broker.bootstrap_servers, "tansu")
+
+
+@dataclass
+class Pipeline:
+    """One isolated deployment of the app on the shared broker."""
+
+    kafka: Kafka
+    workdir: Path
+    env: dict[str, str] = field(default_factory=dict)
+    topics: dict[str, str] = field(default_factory=dict)
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+    @property
+    def servers(self) -> str:
+        return self.kafka.bootstrap_servers
+
+    def worker(self, name: str = "worker", **env: str) -> WorkerProcess:
+        worker = WorkerProcess({**self.env, **env}, self.workdir, name)
+        self.workers.append(worker)
+        return worker.start()
+
+    async def start_worker(self, name: str = "worker", **env: str) -> WorkerProcess:
+        worker = self.worker(name, **env)
+        await asyncio.to_thread(worker.wait_ready)
+        return worker
+
+    def close(self) -> None:
+        for worker in self.workers:
+            with contextlib.suppress(Exception):
+                worker.stop(timeout=15)
+
+
+@pytest.fixture
+async def pipeline(kafka: Kafka, tmp_path: Path, request: pytest.FixtureRequest):
+    run = uuid.uuid4().hex[:8]
+    topics = {name: f"{name}-{run}" for name in TOPIC_VARS}
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "REFSTREAM_BROKER_COMPAT": kafka.compat,
+        "REFSTREAM_APP_ID": f"refstream-{run}",
+        "REFSTREAM_STORE": "memory://",
+        "REFSTREAM_SINKS": "",
+        "REFSTREAM_PARTITIONS": "4",
+        "PENDING_TTL_SECONDS": "12",
+        **{TOPIC_VARS[name]: topic for name, topic in topics.items()},
+    }
+    await create_topics(kafka.bootstrap_servers, [topics[n] for n in INPUTS], partitions=3)
+    pipeline = Pipeline(kafka, tmp_path, env, topics)
+    yield pipeline
+    pipeline.close()
+    if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
+        for worker in pipeline.workers:
+            print(f"--- {worker.log_path} ---\n{worker.tail(80)}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)

@@ -1,0 +1,171 @@
+"""The join against a real broker and real worker processes.
+
+Expected outcomes come from the same workload run through the pure rules in event-time
+order (:meth:`dev.generator.Workload.expected`); the pipeline sees it shuffled across
+topics and partitions, with duplicates, early partners and invalid records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import orjson
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from dev.generator import Workload
+from dev.kafka_io import produce, read_topic
+
+pytestmark = pytest.mark.integration
+
+
+def by_id(records) -> dict[str, list[dict]]:
+    """attribution id → every copy's content (``emitted_at`` aside)."""
+    copies: dict[str, list[dict]] = {}
+    for record in records:
+        event = orjson.loads(record.value)
+        event.pop("emitted_at")
+        copies.setdefault(event["attribution_event_id"], []).append(event)
+    return copies
+
+
+def unique_ids(records) -> int:
+    """Distinct attributions: after a crash some arrive twice, so counting records lies."""
+    return len({orjson.loads(r.value)["attribution_event_id"] for r in records})
+
+
+async def run_phases(pipeline, workload: Workload, between=None) -> list:
+    """Produce phase 1, wait for its outputs, run ``between``, then phase 2; return all
+    attribution records once the expected number has arrived and nothing more comes."""
+    topics, servers = pipeline.topics, pipeline.servers
+    n1 = len(workload.expected(phases=1).emitted)
+    n2 = len(workload.expected().emitted)
+    await produce(workload.phase1, servers, topics)
+    if between is not None:
+        await between()
+    await read_topic(servers, topics["attributions"], until=lambda r: unique_ids(r) >= n1, idle=0.5)
+    await produce(workload.phase2, servers, topics)
+    return await read_topic(
+        servers, topics["attributions"], until=lambda r: unique_ids(r) >= n2, idle=3, timeout=120
+    )
+
+
+def assert_lookups_match(worker, expected) -> None:
+    checked = 0
+    for referral_id, state in expected.tables["referral"].items():
+        status, body = worker.get(f"/attributions/{referral_id}")
+        if state.referral is None:
+            assert status == 404, referral_id
+            continue
+        assert status == 200, (referral_id, body)
+        view = orjson.loads(body)
+        want = expected.view(referral_id)
+        assert {k: view[k] for k in want} == want, referral_id
+        assert view["advocate"]["id"] == state.referral.advocate.id
+        checked += 1
+    assert checked > 100
+
+
+def metric_samples(worker) -> dict[tuple[str, tuple], float]:
+    status, body = worker.get("/metrics")
+    assert status == 200
+    samples = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def total(samples, name: str, **labels: str) -> float:
+    want = set(labels.items())
+    return sum(v for (n, lbl), v in samples.items() if n == name and want <= set(lbl))
+
+
+async def test_join_is_exact_against_the_rules(pipeline):
+    workload = Workload.build(journeys=300, seed=11, invalid=6)
+    expected = workload.expected()
+    worker = await pipeline.start_worker()
+
+    records = await run_phases(pipeline, workload)
+
+    got = by_id(records)
+    want = {a.attribution_event_id: a.content_key() for a in expected.emitted}
+    assert sorted(got) == sorted(want)
+    assert all(len(copies) == 1 for copies in got.values()), "no crash, so no repeats"
+    for attribution_id, copies in got.items():
+        assert copies[0] == want[attribution_id]
+    kinds = Counter(event[0]["kind"] for event in got.values())
+    assert set(kinds) == {
+        "friend_signed_up", "referral_converted", "order_attributed", "order_refunded",
+        "referral_rejected", "signup_unattributed", "order_unattributed",
+    }  # fmt: skip
+
+    # Records are keyed by referral_id.
+    assert all(r.key == orjson.loads(r.value)["referral_id"].encode() for r in records if r.key)
+
+    # Invalid records: dead-lettered unchanged, with the contract's headers.
+    dlq = await read_topic(
+        pipeline.servers, pipeline.topics["dlq_invalid"],
+        until=lambda r: len(r) >= len(workload.invalid), idle=1.0,
+    )  # fmt: skip
+    assert sorted((r.key, r.value) for r in dlq) == sorted(
+        (r.key, r.value) for r in workload.invalid
+    )
+    inputs = {pipeline.topics[n] for n in ("referrals", "signups", "orders")}
+    for record in dlq:
+        headers = dict(record.headers)
+        assert headers["error.reason"] in {b"invalid_json", b"schema_violation", b"unknown_type"}
+        assert headers["error.message"]
+        assert headers["source.topic"].decode() in inputs
+        assert int(headers["source.partition"]) >= 0
+        assert int(headers["source.offset"]) >= 0
+
+    assert_lookups_match(worker, expected)
+    assert worker.get("/attributions/ref_does_not_exist")[0] == 404
+    assert worker.get("/healthz")[0] == 200
+
+    samples = metric_samples(worker)
+    valid = sum(1 for r in workload.records if r.valid)
+    assert total(samples, "refstream_events_total", outcome="invalid") == len(workload.invalid)
+    assert total(samples, "refstream_events_total", outcome="accepted") == valid
+    assert total(samples, "refstream_events_total", outcome="duplicate") == expected.duplicates
+    for kind, count in Counter(a.kind.value for a in expected.emitted).items():
+        assert total(samples, "refstream_attributions_total", kind=kind) == count
+    assert total(samples, "refstream_pending_events") == 0
+    assert total(samples, "refstream_attribution_latency_seconds_count") == len(want)
+
+
+async def test_kill_9_mid_stream_recovers_exactly_from_the_changelog(pipeline):
+    workload = Workload.build(journeys=500, seed=23, invalid=3)
+    expected = workload.expected()
+    n1 = len(workload.expected(phases=1).emitted)
+    first = await pipeline.start_worker("first")
+    seen_at_kill: list = []
+
+    async def kill_mid_stream() -> None:
+        seen_at_kill.extend(
+            await read_topic(
+                pipeline.servers, pipeline.topics["attributions"],
+                until=lambda r: len(r) >= 25, idle=0.0, timeout=60,
+            )
+        )  # fmt: skip
+        first.kill()
+
+    async def restart() -> None:
+        await kill_mid_stream()
+        await pipeline.start_worker("second")
+
+    records = await run_phases(pipeline, workload, between=restart)
+
+    assert 25 <= len(seen_at_kill) < n1, "the kill must land mid-stream"
+    got = by_id(records)
+    want = {a.attribution_event_id: a.content_key() for a in expected.emitted}
+    missing = Counter(want[i]["kind"] for i in set(want) - set(got))
+    invented = Counter(got[i][0]["kind"] for i in set(got) - set(want))
+    assert not missing and not invented, f"lost {missing}, invented {invented}"
+    for attribution_id, copies in got.items():
+        assert all(copy == want[attribution_id] for copy in copies), "a repeat must match"
+    second = pipeline.workers[-1]
+    assert_lookups_match(second, expected)
+    await asyncio.sleep(0)
