@@ -40,7 +40,7 @@ from streams.app import app, settings
 from streams.metrics import DROPPED, EVENTS, PENDING
 from streams.topics import STAGE_TOPICS, by_customer, by_email, by_referral
 
-__all__ = ["STAGES", "JoinStage"]
+__all__ = ["STAGES", "JoinStage", "drain_changelog"]
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,20 @@ def event_context(event: EventT) -> Iterator[None]:
         faust.streams._current_event.reset(token)
 
 
+async def drain_changelog(producer: Any) -> None:
+    """Wait until every table write of this batch is acknowledged, before its events are
+    acked.
+
+    Table writes leave through Faust's ``send_soon`` buffer, and Faust's commit drains that
+    buffer only while each message leaves within 100 ms (``ProducerBuffer.flush_atmost``):
+    with a slow broker it commits offsets ahead of the changelog, and a crash then loses
+    state for input that will not be read again.
+    """
+    while producer.buffer.size:
+        await producer.buffer.flush()
+    await producer.flush()
+
+
 class JoinStage:
     """One keyed stage: its table, its step function and its held-event bookkeeping."""
 
@@ -119,7 +133,7 @@ class JoinStage:
         writes = []
         for raw_key, group in groups.items():
             key = raw_key.decode()
-            stored = self.table.get(key)
+            stored = self.table.get(raw_key)
             state = self.state_type.model_validate_json(stored) if stored is not None else None
             for event in group:
                 try:
@@ -131,12 +145,13 @@ class JoinStage:
                 self._count(message, result)
                 await outbox.emit(result, event.message.timestamp)
             if state is not None:
-                writes.append((key, state, group[-1]))
+                writes.append((raw_key, key, state, group[-1]))
         await outbox.flush()
-        for key, state, event in writes:
+        for raw_key, key, state, event in writes:
             with event_context(event):
-                self.table[key] = state.model_dump_json().encode()
+                self.table[raw_key] = state.model_dump_json().encode()
             self._track(key, state)
+        await drain_changelog(app.producer)
         PENDING.set(sum(sum(s.held.values()) for s in STAGES.values()))
 
     async def sweep(self, outbox: Outbox) -> None:
@@ -164,7 +179,7 @@ class JoinStage:
         for key, value in self.table.items():
             if value and _NOTHING_HELD not in value:
                 state = self.state_type.model_validate_json(value)
-                self._track(key.decode() if isinstance(key, bytes) else key, state)
+                self._track(key.decode(), state)
 
     def _track(self, key: str, state: Any) -> None:
         oldest = state.oldest_hold()

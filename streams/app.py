@@ -25,6 +25,7 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "canonical_url": settings.canonical_url
         or f"http://{socket.gethostname()}:{settings.web_port}",
         "producer_linger": 0.005,
+        "broker_commit_interval": settings.commit_interval_seconds,
         "consumer_auto_offset_reset": "earliest",
     }
     if settings.broker_compat is BrokerCompat.TANSU:

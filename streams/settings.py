@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     replication_factor: int = Field(1, ge=1, alias="REFSTREAM_REPLICATION_FACTOR")
     batch_size: int = Field(2000, ge=1, alias="REFSTREAM_BATCH_SIZE")
     batch_linger_seconds: float = Field(0.05, gt=0, alias="REFSTREAM_BATCH_LINGER_SECONDS")
+    commit_interval_seconds: float = Field(2.8, gt=0, alias="REFSTREAM_COMMIT_INTERVAL_SECONDS")
 
     signup_window_days: float = Field(30, gt=0, alias="ATTRIBUTION_SIGNUP_WINDOW_DAYS")
     order_window_days: float = Field(90, gt=0, alias="ATTRIBUTION_ORDER_WINDOW_DAYS")

@@ -61,7 +61,7 @@ async def metrics(self: View, request: Request) -> Response:
 @app.page("/attributions/{referral_id}")
 @app.table_route(table=tables.referrals, match_info="referral_id")
 async def lookup(self: View, request: Request, referral_id: str) -> Response:
-    stored = tables.referrals.get(referral_id)
+    stored = tables.referrals.get(referral_id.encode())
     state = ReferralState.model_validate_json(stored) if stored is not None else None
     if state is None or state.referral is None:
         return self.json({"error": "unknown referral", "referral_id": referral_id}, status=404)

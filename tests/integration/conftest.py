@@ -106,6 +106,7 @@ async def pipeline(kafka: Kafka, tmp_path: Path, request: pytest.FixtureRequest)
         "REFSTREAM_SINKS": "",
         "REFSTREAM_PARTITIONS": "4",
         "PENDING_TTL_SECONDS": "12",
+        "REFSTREAM_COMMIT_INTERVAL_SECONDS": "0.5",
         **{TOPIC_VARS[name]: topic for name, topic in topics.items()},
     }
     await create_topics(kafka.bootstrap_servers, [topics[n] for n in INPUTS], partitions=3)

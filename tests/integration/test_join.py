@@ -7,7 +7,6 @@ topics and partitions, with duplicates, early partners and invalid records.
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 
 import orjson
@@ -136,29 +135,27 @@ async def test_join_is_exact_against_the_rules(pipeline):
     assert total(samples, "refstream_attribution_latency_seconds_count") == len(want)
 
 
-async def test_kill_9_mid_stream_recovers_exactly_from_the_changelog(pipeline):
-    workload = Workload.build(journeys=500, seed=23, invalid=3)
+async def kill_and_restart(pipeline, workload: Workload, kill_at: list[int]) -> None:
+    """Run both phases; whenever phase 1 has produced ``kill_at[i]`` distinct attributions,
+    ``kill -9`` the worker and start a fresh one (no local state: memory store)."""
     expected = workload.expected()
     n1 = len(workload.expected(phases=1).emitted)
-    first = await pipeline.start_worker("first")
-    seen_at_kill: list = []
+    await pipeline.start_worker("worker-0")
+    seen_at_kill: list[int] = []
 
-    async def kill_mid_stream() -> None:
-        seen_at_kill.extend(
-            await read_topic(
+    async def kills() -> None:
+        for i, threshold in enumerate(kill_at, start=1):
+            records = await read_topic(
                 pipeline.servers, pipeline.topics["attributions"],
-                until=lambda r: len(r) >= 25, idle=0.0, timeout=60,
-            )
-        )  # fmt: skip
-        first.kill()
+                until=lambda r, t=threshold: unique_ids(r) >= t, idle=0.0, timeout=60,
+            )  # fmt: skip
+            seen_at_kill.append(unique_ids(records))
+            pipeline.workers[-1].kill()
+            await pipeline.start_worker(f"worker-{i}")
 
-    async def restart() -> None:
-        await kill_mid_stream()
-        await pipeline.start_worker("second")
+    records = await run_phases(pipeline, workload, between=kills)
 
-    records = await run_phases(pipeline, workload, between=restart)
-
-    assert 25 <= len(seen_at_kill) < n1, "the kill must land mid-stream"
+    assert all(seen < n1 for seen in seen_at_kill), f"kills must land mid-stream: {seen_at_kill}"
     got = by_id(records)
     want = {a.attribution_event_id: a.content_key() for a in expected.emitted}
     missing = Counter(want[i]["kind"] for i in set(want) - set(got))
@@ -166,6 +163,16 @@ async def test_kill_9_mid_stream_recovers_exactly_from_the_changelog(pipeline):
     assert not missing and not invented, f"lost {missing}, invented {invented}"
     for attribution_id, copies in got.items():
         assert all(copy == want[attribution_id] for copy in copies), "a repeat must match"
-    second = pipeline.workers[-1]
-    assert_lookups_match(second, expected)
-    await asyncio.sleep(0)
+    assert_lookups_match(pipeline.workers[-1], expected)
+
+
+async def test_kill_9_mid_stream_recovers_exactly_from_the_changelog(pipeline):
+    workload = Workload.build(journeys=600, seed=23, invalid=3)
+    n1 = len(workload.expected(phases=1).emitted)
+    await kill_and_restart(pipeline, workload, [n1 // 3])
+
+
+@pytest.mark.slow
+async def test_soak_three_kills(pipeline):
+    workload = Workload.build(journeys=1500, seed=5, invalid=3)
+    await kill_and_restart(pipeline, workload, [25, 600, 1200])
