@@ -9,10 +9,11 @@ The join runs in three keyed stages, because no single key co-locates what a rul
 * **email stage** (key normalised email): signups without ``referral_id`` matched through
   a referral's ``friend_email`` (rule 2).
 
-Each ``*_step`` takes the key's state and one message and returns the new state and a
-:class:`StepResult`. Stages talk through :class:`Forward` messages (internal topics in the
-app), and the referral stage folds the attribution events of its referral back into its
-state to learn whether its reserved friend was accepted and to serve the lookup view.
+Each ``*_step`` takes the key's state and one message and returns the state (updated in
+place: the caller owns it; no copy per event on the hot path) and a :class:`StepResult`.
+Stages talk through :class:`Forward` messages (internal topics in the app), and the
+referral stage folds the attribution events of its referral back into its state to learn
+whether its reserved friend was accepted and to serve the lookup view.
 """
 
 from __future__ import annotations
@@ -168,7 +169,7 @@ def referral_step(
     now: float,
     rules: JoinRules,
 ) -> tuple[ReferralState, StepResult]:
-    state = state.model_copy(deep=True) if state else ReferralState(referral_id=key)
+    state = state or ReferralState(referral_id=key)
     result = StepResult()
     match message:
         case ReferralCreated():
@@ -290,7 +291,7 @@ def customer_step(
     now: float,
     rules: JoinRules,
 ) -> tuple[CustomerState, StepResult]:
-    state = state.model_copy(deep=True) if state else CustomerState(customer_id=key)
+    state = state or CustomerState(customer_id=key)
     result = StepResult()
     match message:
         case Claim():
@@ -440,7 +441,7 @@ def email_step(
     now: float,
     rules: JoinRules,
 ) -> tuple[EmailState, StepResult]:
-    state = state.model_copy(deep=True) if state else EmailState(email=key)
+    state = state or EmailState(email=key)
     result = StepResult()
     match message:
         case ReferralCreated():

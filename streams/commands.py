@@ -29,5 +29,7 @@ async def generate(self, journeys: int, seed: int, invalid: int) -> None:
     from dev.kafka_io import produce
 
     workload = Workload.build(journeys=journeys, seed=seed, invalid=invalid)
-    sent = await produce(workload.records, settings.kafka_bootstrap_servers)
+    t = settings.topics
+    names = {"referrals": t.referrals, "signups": t.signups, "orders": t.orders}
+    sent = await produce(workload.records, settings.kafka_bootstrap_servers, names)
     self.say(f"sent {sent} records ({journeys} journeys, {invalid} invalid)")
