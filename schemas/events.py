@@ -158,26 +158,22 @@ class SignupCompleted(_Model):
     customer: Customer
 
 
-class OrderCompleted(_Model):
+class _OrderEvent(_Model):
     event_id: NonEmpty
+    order_id: NonEmpty
+    referral_id: NonEmpty | None = None
+    occurred_at: Timestamp
+    customer: OrderCustomer
+    amount: Amount
+    currency: Currency
+
+
+class OrderCompleted(_OrderEvent):
     type: Literal["order.completed"]
-    order_id: NonEmpty
-    referral_id: NonEmpty | None = None
-    occurred_at: Timestamp
-    customer: OrderCustomer
-    amount: Amount
-    currency: Currency
 
 
-class OrderRefunded(_Model):
-    event_id: NonEmpty
+class OrderRefunded(_OrderEvent):
     type: Literal["order.refunded"]
-    order_id: NonEmpty
-    referral_id: NonEmpty | None = None
-    occurred_at: Timestamp
-    customer: OrderCustomer
-    amount: Amount
-    currency: Currency
 
 
 InputEvent = Annotated[
