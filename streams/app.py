@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import socket
+import sys
 from typing import Any
 
 import faust
@@ -43,11 +45,20 @@ settings = get_settings()
 app = faust.App(settings.app_id, **faust_options(settings))
 
 
-def main() -> None:
-    """Console script: import every module that registers agents, pages and commands."""
-    import agents.ingest
-    import agents.join  # noqa: F401
-    import streams.commands
-    import streams.web  # noqa: F401
+MODULES = ("agents.ingest", "agents.join", "streams.web", "streams.commands")
+"""Modules that register agents, pages and commands on :data:`app`."""
 
+
+def main() -> None:
+    """Console script. Building the sinks checks their credentials before Faust starts."""
+    from sinks.errors import ConfigurationError
+
+    for module in MODULES:
+        importlib.import_module(module)
+    try:
+        if "worker" in sys.argv[1:]:
+            importlib.import_module("agents.fanout")
+    except ConfigurationError as exc:
+        sys.stderr.write(f"refstream: configuration error: {exc}\n")
+        sys.exit(2)
     app.main()

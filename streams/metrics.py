@@ -5,7 +5,20 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-__all__ = ["ATTRIBUTIONS", "ATTRIBUTION_LATENCY", "DROPPED", "EVENTS", "PENDING"]
+__all__ = [
+    "ATTRIBUTIONS",
+    "ATTRIBUTION_LATENCY",
+    "DROPPED",
+    "EVENTS",
+    "PENDING",
+    "SINK_CIRCUIT_OPEN",
+    "SINK_DELIVERED",
+    "SINK_DELIVERY_LATENCY",
+    "SINK_DLQ",
+    "SINK_REQUESTS",
+    "SINK_REQUEST_DURATION",
+    "SINK_RETRIES",
+]
 
 EVENTS = Counter(
     "refstream_events", "Input events by outcome (accepted, invalid, duplicate)",
@@ -21,3 +34,18 @@ ATTRIBUTION_LATENCY = Histogram(
     "Input record timestamp to attribution emitted",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400),
 )
+
+# Sinks (labels: sink name, HTTP status class or code, reason codes; never record data).
+SINK_REQUESTS = Counter("refstream_sink_requests", "Vendor requests by status", ["sink", "status"])
+SINK_REQUEST_DURATION = Histogram(
+    "refstream_sink_request_duration_seconds", "Vendor request duration", ["sink"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)  # fmt: skip
+SINK_RETRIES = Counter("refstream_sink_retries", "Retried vendor requests", ["sink", "reason"])
+SINK_DLQ = Counter("refstream_sink_dlq", "Records dead-lettered by a sink", ["sink", "reason"])
+SINK_DELIVERED = Counter("refstream_sink_delivered", "Records accepted by the vendor", ["sink"])
+SINK_DELIVERY_LATENCY = Histogram(
+    "refstream_sink_delivery_latency_seconds", "Attribution emitted to accepted by the vendor",
+    ["sink"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+)  # fmt: skip
+SINK_CIRCUIT_OPEN = Gauge("refstream_sink_circuit_open", "1 while the circuit is open", ["sink"])

@@ -35,6 +35,7 @@ class Topics(BaseSettings):
     orders: str = "orders"
     attributions: str = "attributions"
     dlq_invalid: str = "refstream-dlq-invalid"
+    dlq_sink_prefix: str = "refstream-dlq-"
     by_referral: str = "refstream-join-by-referral"
     by_customer: str = "refstream-join-by-customer"
     by_email: str = "refstream-join-by-email"
@@ -68,9 +69,11 @@ class Settings(BaseSettings):
     hubspot_access_token: SecretStr | None = Field(None, alias="HUBSPOT_ACCESS_TOKEN")
     klaviyo_api_url: str = Field("https://a.klaviyo.com", alias="KLAVIYO_API_URL")
     klaviyo_api_key: SecretStr | None = Field(None, alias="KLAVIYO_API_KEY")
-    klaviyo_revision: str = Field("2025-10-15", alias="KLAVIYO_REVISION")
+    klaviyo_revision: str = Field("2026-07-15", alias="KLAVIYO_REVISION")
     mixpanel_api_url: str = Field("https://api.mixpanel.com", alias="MIXPANEL_API_URL")
     mixpanel_project_token: SecretStr | None = Field(None, alias="MIXPANEL_PROJECT_TOKEN")
+    mixpanel_project_id: str | None = Field(None, alias="MIXPANEL_PROJECT_ID")
+    """Mixpanel's /import requires ``project_id`` (its OpenAPI spec)."""
 
     topics: Topics = Field(default_factory=Topics)
 
@@ -96,6 +99,9 @@ class Settings(BaseSettings):
             order_window=timedelta(days=self.order_window_days),
             pending_ttl=self.pending_ttl_seconds,
         )
+
+    def sink_dlq(self, sink: str) -> str:
+        return f"{self.topics.dlq_sink_prefix}{sink}"
 
     @property
     def broker_url(self) -> str:

@@ -1,0 +1,126 @@
+"""Fan-out: every enabled sink consumes ``attributions`` in its own consumer group.
+
+Faust delivers a topic to all of an app's agents through one consumer and commits a
+partition's offset only when every agent has acked; one stalled vendor would then hold back
+every sink and the join's own use of ``attributions``. A consumer group per sink gives each
+its own offsets (advanced only past delivered or dead-lettered records) and lets a sink stop
+consuming while its circuit is open without touching anyone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import CommitFailedError
+from pydantic import ValidationError
+
+from schemas.attribution import AttributionEvent
+from sinks.base import Sink
+from sinks.batch import Batch, Item
+from sinks.delivery.deliverer import Deliverer
+from sinks.delivery.dlq import DeadLetters, Failure
+from sinks.registry import build_sinks
+from streams.app import app, settings
+from streams.settings import BrokerCompat
+
+__all__ = ["SinkConsumer", "run_sinks"]
+
+log = logging.getLogger(__name__)
+
+
+async def _send(topic: str, key: bytes | None, value: bytes, headers: list) -> None:
+    await (await app.producer.send(topic, key, value, None, None, headers))
+
+
+class SinkConsumer:
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self.dead_letters = DeadLetters(sink.name, settings.sink_dlq(sink.name), _send)
+        self.deliverer = Deliverer(sink, self.dead_letters)
+
+    def _consumer(self) -> AIOKafkaConsumer:
+        tansu = settings.broker_compat is BrokerCompat.TANSU
+        return AIOKafkaConsumer(
+            settings.topics.attributions,
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=f"{settings.app_id}-sink-{self.sink.name}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self.sink.policy.batch_size * self.sink.policy.max_in_flight,
+            max_poll_interval_ms=30 * 60 * 1000,  # an open circuit may hold a batch this long
+            session_timeout_ms=6000 if tansu else 10000,
+            heartbeat_interval_ms=1000 if tansu else 3000,
+        )
+
+    async def run(self) -> None:
+        await self.sink.setup()
+        consumer = self._consumer()
+        await consumer.start()
+        log.info("sink started sink=%s", self.sink.name)
+        try:
+            while True:
+                fetched = await consumer.getmany(
+                    timeout_ms=int(self.sink.policy.linger * 1000),
+                    max_records=self.sink.policy.batch_size * self.sink.policy.max_in_flight,
+                )
+                items, offsets = [], {}
+                for tp, records in fetched.items():
+                    for record in records:
+                        item = await self._item(record)
+                        if item is not None:
+                            items.append(item)
+                    offsets[tp] = records[-1].offset + 1
+                if items:
+                    await self.deliverer.deliver(Batch(tuple(items)))
+                if offsets:
+                    try:
+                        await consumer.commit(offsets)
+                    except CommitFailedError:
+                        log.warning("sink commit lost to a rebalance sink=%s", self.sink.name)
+        finally:
+            await consumer.stop()
+            await self.sink.aclose()
+
+    async def _item(self, record) -> Item | None:
+        try:
+            event = AttributionEvent.model_validate_json(record.value)
+        except ValidationError as exc:
+            log.error(
+                "undecodable attribution dead-lettered sink=%s partition=%s offset=%s",
+                self.sink.name, record.partition, record.offset,
+            )  # fmt: skip
+            placeholder = AttributionEvent.model_construct(referral_id=None)
+            item = Item(placeholder, record.topic, record.partition, record.offset, record.value)
+            now = record.timestamp / 1000
+            failure = Failure("invalid_record", str(exc)[:300], None, 0, now, now)
+            await self.dead_letters.put(item, failure)
+            return None
+        return Item(event, record.topic, record.partition, record.offset, record.value)
+
+
+SINKS = [SinkConsumer(sink) for sink in build_sinks(settings)]
+for _consumer in SINKS:
+    app.topic(
+        settings.sink_dlq(_consumer.sink.name),
+        partitions=settings.partitions, internal=True, key_serializer="raw",
+        value_serializer="raw",
+    )  # fmt: skip
+
+
+@app.task
+async def run_sinks() -> None:
+    """Each sink in its own task; one failing never stops the others."""
+
+    async def supervise(consumer: SinkConsumer) -> None:
+        while True:
+            try:
+                await consumer.run()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("sink crashed, restarting in 1s sink=%s", consumer.sink.name)
+                await asyncio.sleep(1)
+
+    await asyncio.gather(*(supervise(consumer) for consumer in SINKS))

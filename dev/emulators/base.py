@@ -1,0 +1,166 @@
+"""What every vendor emulator shares: spec validation, auth, faults, control endpoints.
+
+Each request is checked against the vendor's published OpenAPI document (openapi-core), and
+each answer the emulator gives is checked against it too; violations are recorded, so a
+test can assert that the sinks sent, and the emulators answered, only what the specs allow.
+
+Faults, set with ``POST /_control/faults`` (JSON) and cleared with ``{}``:
+``down`` (503 for everything), ``status_5xx_rate`` (0..1), ``latency`` (seconds),
+``rate_limit`` (answer 429 with ``Retry-After: retry_after`` to the next ``count`` requests),
+``reject`` (record ids the vendor refuses as invalid). ``GET /_control/state`` reports what
+was accepted, deduplicated and refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import web
+from openapi_core import OpenAPI
+from openapi_core.testing import MockRequest, MockResponse
+
+__all__ = ["Emulator", "Faults"]
+
+SPECS = Path(__file__).parent / "specs"
+HOST = "http://emulator"
+
+
+def load_spec(name: str) -> OpenAPI:
+    text = (SPECS / name).read_text()
+    spec = json.loads(text) if name.endswith(".json") else yaml.safe_load(text)
+    spec["servers"] = [{"url": HOST}]  # the published hosts, replaced by wherever we run
+    return OpenAPI.from_dict(spec)
+
+
+@dataclass
+class Faults:
+    down: bool = False
+    status_5xx_rate: float = 0.0
+    latency: float = 0.0
+    rate_limit: dict[str, float] = field(default_factory=dict)
+    reject: set[str] = field(default_factory=set)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Faults:
+        return cls(
+            down=bool(data.get("down", False)),
+            status_5xx_rate=float(data.get("status_5xx_rate", 0.0)),
+            latency=float(data.get("latency", 0.0)),
+            rate_limit=dict(data.get("rate_limit") or {}),
+            reject=set(data.get("reject") or ()),
+        )
+
+
+class Emulator:
+    """Base class: subclasses set ``spec_file`` and ``route``, and implement ``authorised``
+    and ``handle`` (the vendor's own behaviour, dedup rules included)."""
+
+    spec_file: str
+    route: str
+    name: str
+
+    def __init__(self) -> None:
+        self.openapi = load_spec(self.spec_file)
+        self.faults = Faults()
+        self.requests = 0
+        self.invalid_requests: list[str] = []
+        self.response_violations: list[str] = []
+        self.status_counts: dict[int, int] = {}
+        self.duplicates = 0
+        self.rejected: list[str] = []
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=8 * 1024 * 1024)
+        app.router.add_post(self.route, self._endpoint)
+        app.router.add_post("/_control/faults", self._set_faults)
+        app.router.add_get("/_control/state", self._state)
+        return app
+
+    def authorised(self, request: web.Request) -> bool:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    async def handle(self, request: web.Request, body: Any) -> web.Response:  # pragma: no cover
+        raise NotImplementedError
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "status_counts": self.status_counts,
+            "invalid_requests": self.invalid_requests[-20:],
+            "response_violations": self.response_violations[-20:],
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+        }
+
+    async def _endpoint(self, request: web.Request) -> web.Response:
+        self.requests += 1
+        raw = await request.read()
+        response = await self._answer(request, raw)
+        self.status_counts[response.status] = self.status_counts.get(response.status, 0) + 1
+        self._check_response(request, raw, response)
+        return response
+
+    async def _answer(self, request: web.Request, raw: bytes) -> web.Response:
+        faults = self.faults
+        if faults.latency:
+            await asyncio.sleep(faults.latency)
+        if faults.down:
+            return web.json_response({"message": "service unavailable"}, status=503)
+        limited = faults.rate_limit
+        if limited.get("count", 0) > 0:
+            limited["count"] -= 1
+            retry_after = str(limited.get("retry_after", 1))
+            return self.rate_limited(retry_after)
+        if faults.status_5xx_rate and random.random() < faults.status_5xx_rate:
+            return web.json_response({"message": "internal error"}, status=500)
+        if not self.authorised(request):
+            return web.json_response({"message": "authentication failed"}, status=401)
+        mock = MockRequest(
+            HOST, request.method.lower(), request.path, args=dict(request.query),
+            data=raw, headers=dict(request.headers), content_type=request.content_type,
+        )  # fmt: skip
+        try:
+            self.openapi.validate_request(mock)
+        except Exception as exc:
+            detail = f"{type(exc).__name__}: {exc} {getattr(exc, '__cause__', '') or ''}"
+            self.invalid_requests.append(detail[:500])
+            return self.invalid(detail[:300])
+        return await self.handle(request, json.loads(raw))
+
+    def rate_limited(self, retry_after: str) -> web.Response:
+        return web.json_response(
+            {"message": "rate limited"}, status=429, headers={"Retry-After": retry_after}
+        )
+
+    def invalid(self, message: str) -> web.Response:
+        return web.json_response({"message": message}, status=400)
+
+    def _check_response(self, request: web.Request, raw: bytes, response: web.Response) -> None:
+        if response.status in (401, 429, 500, 503):
+            return  # fault answers: shaped like the vendors' but not in every spec
+        mock_request = MockRequest(
+            HOST, request.method.lower(), request.path, args=dict(request.query), data=raw,
+            headers=dict(request.headers), content_type=request.content_type,
+        )  # fmt: skip
+        body = response.body if isinstance(response.body, bytes) else b""
+        mock_response = MockResponse(
+            body, status_code=response.status, headers=dict(response.headers),
+            content_type=response.content_type,
+        )  # fmt: skip
+        try:
+            self.openapi.validate_response(mock_request, mock_response)
+        except Exception as exc:
+            self.response_violations.append(f"{response.status} {type(exc).__name__}: {exc}"[:500])
+
+    async def _set_faults(self, request: web.Request) -> web.Response:
+        self.faults = Faults.from_json(await request.json())
+        return web.json_response({"ok": True})
+
+    async def _state(self, request: web.Request) -> web.Response:
+        return web.json_response(self.state())

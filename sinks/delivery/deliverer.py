@@ -1,0 +1,153 @@
+"""Delivers a batch through a :class:`sinks.base.Sink`: the one delivery mechanism.
+
+For each vendor request: wait while the circuit is open, take a rate-limit token and an
+in-flight slot, call ``sink.write``, then
+
+* success → the items count as delivered (minus those the vendor rejected one by one,
+  which are dead-lettered);
+* :class:`RetryableError` → back off (``Retry-After`` when given, else exponential with full
+  jitter) and try again; attempts and time count only while the circuit is closed, so a
+  vendor outage never dead-letters anything;
+* :class:`PermanentError` for a multi-record request → split it and retry the halves, to
+  dead-letter exactly the bad records; for a single record → dead-letter it.
+
+``deliver`` returns when every item is delivered or dead-lettered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+
+from aiolimiter import AsyncLimiter
+
+from sinks.base import Sink
+from sinks.batch import Batch, Item
+from sinks.delivery.breaker import CircuitBreaker
+from sinks.delivery.dlq import DeadLetters, Failure
+from sinks.errors import PermanentError, RateLimited, RetryableError
+from streams.metrics import (
+    SINK_DELIVERED,
+    SINK_DELIVERY_LATENCY,
+    SINK_REQUEST_DURATION,
+    SINK_REQUESTS,
+    SINK_RETRIES,
+)
+
+__all__ = ["Deliverer"]
+
+log = logging.getLogger(__name__)
+
+
+class Deliverer:
+    def __init__(self, sink: Sink, dead_letters: DeadLetters) -> None:
+        policy = sink.policy
+        self.sink = sink
+        self.policy = policy
+        self.dead_letters = dead_letters
+        self.breaker = CircuitBreaker(sink.name, policy.breaker_failures, policy.breaker_reset)
+        self.limiter = AsyncLimiter(policy.rate, policy.rate_period)
+        self.in_flight = asyncio.Semaphore(policy.max_in_flight)
+
+    async def deliver(self, batch: Batch) -> None:
+        wanted = [item for item in batch if self.sink.accepts(item)]
+        await asyncio.gather(*(self._request(chunk) for chunk in self._chunks(wanted)))
+
+    def _chunks(self, items: list[Item]) -> list[Batch]:
+        """At most ``batch_size`` ordering keys per request; one key never spans two."""
+        groups: dict[object, list[Item]] = {}
+        for item in items:
+            key = self.sink.ordering_key(item)
+            groups.setdefault(key if key is not None else id(item), []).append(item)
+        chunks, current, keys = [], [], 0
+        for group in groups.values():
+            if keys == self.policy.batch_size:
+                chunks.append(Batch(tuple(current)))
+                current, keys = [], 0
+            current.extend(group)
+            keys += 1
+        if current:
+            chunks.append(Batch(tuple(current)))
+        return chunks
+
+    async def _request(self, chunk: Batch) -> None:
+        policy, name = self.policy, self.sink.name
+        attempts, retry_time = 0, 0.0
+        first_failed = last_failed = 0.0
+        while True:
+            await self.breaker.wait_closed()
+            async with self.limiter, self.in_flight:
+                started = time.monotonic()
+                try:
+                    result = await self.sink.write(chunk)
+                except RetryableError as exc:
+                    self._observe(started, exc.status or exc.reason)
+                    error: RetryableError | None = exc
+                except PermanentError as exc:
+                    self._observe(started, exc.status or exc.reason)
+                    self.breaker.success()  # the vendor answered: it is up
+                    await self._permanent(chunk, exc, attempts + 1, first_failed or time.time())
+                    return
+                else:
+                    self._observe(started, result.status)
+                    self.breaker.success()
+                    error = None
+            if error is None:
+                await self._delivered(chunk, result.rejected, attempts + 1)
+                return
+            now = time.time()
+            first_failed = first_failed or now
+            last_failed = now
+            counted = not self.breaker.is_open
+            self.breaker.failure()
+            SINK_RETRIES.labels(name, error.reason).inc()
+            if counted:
+                attempts += 1
+                if attempts >= policy.max_attempts or retry_time >= policy.max_retry_seconds:
+                    failure = Failure(
+                        "retries_exhausted", error.message, error.status, attempts,
+                        first_failed, last_failed,
+                    )  # fmt: skip
+                    for item in chunk:
+                        await self.dead_letters.put(item, failure)
+                    return
+            delay = self._backoff(attempts, error)
+            retry_time += delay
+            await asyncio.sleep(delay)
+
+    def _backoff(self, attempts: int, error: RetryableError) -> float:
+        if isinstance(error, RateLimited) and error.retry_after is not None:
+            return min(error.retry_after, self.policy.backoff_max)
+        ceiling = min(self.policy.backoff_max, self.policy.backoff_base * 2 ** max(attempts, 1))
+        return random.uniform(0, ceiling)  # full jitter
+
+    async def _permanent(self, chunk: Batch, exc: PermanentError, attempts: int, first: float):
+        if len(chunk) > 1:  # find the bad records: halves are retried on their own
+            half = len(chunk) // 2
+            await asyncio.gather(
+                self._request(Batch(chunk.items[:half])), self._request(Batch(chunk.items[half:]))
+            )
+            return
+        failure = Failure(exc.reason, exc.message, exc.status, attempts, first, time.time())
+        await self.dead_letters.put(chunk.items[0], failure)
+
+    async def _delivered(
+        self, chunk: Batch, rejected: list[tuple[Item, PermanentError]], attempts: int
+    ) -> None:
+        now = time.time()
+        bad = {id(item) for item, _ in rejected}
+        for item, exc in rejected:
+            failure = Failure(exc.reason, exc.message, exc.status, attempts, now, now)
+            await self.dead_letters.put(item, failure)
+        delivered = [item for item in chunk if id(item) not in bad]
+        SINK_DELIVERED.labels(self.sink.name).inc(len(delivered))
+        latency = SINK_DELIVERY_LATENCY.labels(self.sink.name)
+        for item in delivered:
+            if item.event.emitted_at is not None:
+                latency.observe(max(0.0, now - item.event.emitted_at.timestamp()))
+
+    def _observe(self, started: float, status: int | str) -> None:
+        SINK_REQUEST_DURATION.labels(self.sink.name).observe(time.monotonic() - started)
+        SINK_REQUESTS.labels(self.sink.name, str(status)).inc()

@@ -1,0 +1,41 @@
+"""Per-sink delivery settings, immutable, with visible defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["DEFAULT_POLICY", "DeliveryPolicy"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryPolicy:
+    """How one sink talks to its vendor.
+
+    :param batch_size: records per vendor request (the vendor's batch limit; 1 = no batch).
+    :param linger: seconds to wait for more records before sending a partial batch.
+    :param max_in_flight: concurrent requests.
+    :param rate: requests allowed per ``rate_period`` seconds (token bucket).
+    :param request_timeout: seconds for one HTTP request.
+    :param max_attempts: tries of one request while the circuit is closed, then the DLQ.
+    :param max_retry_seconds: time budget for those tries (circuit-open time not counted).
+    :param backoff_base: first backoff ceiling in seconds; doubles per try (full jitter).
+    :param backoff_max: backoff ceiling.
+    :param breaker_failures: consecutive retryable failures that open the circuit.
+    :param breaker_reset: seconds the circuit stays open before one probe request.
+    """
+
+    batch_size: int = 100
+    linger: float = 0.2
+    max_in_flight: int = 4
+    rate: float = 10.0
+    rate_period: float = 1.0
+    request_timeout: float = 10.0
+    max_attempts: int = 8
+    max_retry_seconds: float = 300.0
+    backoff_base: float = 0.2
+    backoff_max: float = 30.0
+    breaker_failures: int = 5
+    breaker_reset: float = 2.0
+
+
+DEFAULT_POLICY = DeliveryPolicy()

@@ -1,0 +1,97 @@
+"""CRM: HubSpot contacts batch upsert by email (sinks.md, vendor mapping)."""
+
+from __future__ import annotations
+
+import orjson
+from pydantic import SecretStr
+
+from schemas.attribution import AttributionEvent, AttributionKind
+from sinks.base import Sink, WriteResult
+from sinks.batch import Batch, Item
+from sinks.delivery.http import check_status, translate_transport_errors
+from sinks.delivery.policy import DeliveryPolicy
+from sinks.errors import PermanentError
+
+__all__ = ["HUBSPOT_POLICY", "HubSpotSink"]
+
+# 100 requests / 10 s per app; at most 100 inputs per batch call.
+HUBSPOT_POLICY = DeliveryPolicy(batch_size=100, rate=100, rate_period=10.0, max_in_flight=4)
+PATH = "/crm/v3/objects/contacts/batch/upsert"
+K = AttributionKind
+ORDER_KINDS = {K.REFERRAL_CONVERTED, K.ORDER_ATTRIBUTED, K.ORDER_REFUNDED}
+
+
+def friend_properties(event: AttributionEvent) -> dict[str, str]:
+    """HubSpot property values are strings; absent values are left out."""
+    friend = event.friend
+    if event.kind == K.FRIEND_SIGNED_UP:
+        props = {
+            "lead_source": "Referral",
+            "referral_id": event.referral_id,
+            "referred_by": event.advocate.email if event.advocate else None,
+            "firstname": friend.first_name if friend else None,
+            "lastname": friend.last_name if friend else None,
+        }
+    else:
+        revenue = "; ".join(f"{amount} {cur}" for cur, amount in event.totals.revenue.items())
+        props = {"referral_orders": str(event.totals.orders), "referral_revenue": revenue}
+        if event.kind == K.REFERRAL_CONVERTED:
+            props["lifecyclestage"] = "customer"
+    return {k: v for k, v in props.items() if v is not None}
+
+
+class HubSpotSink(Sink):
+    name = "crm"
+
+    def __init__(
+        self, base_url: str, token: SecretStr, policy: DeliveryPolicy = HUBSPOT_POLICY
+    ) -> None:
+        super().__init__()
+        self.url = base_url.rstrip("/") + PATH
+        self.policy = policy
+        self._headers = {
+            "Authorization": f"Bearer {token.get_secret_value()}",
+            "Content-Type": "application/json",
+        }
+
+    def accepts(self, item: Item) -> bool:
+        event = item.event
+        is_mapped = event.kind == K.FRIEND_SIGNED_UP or event.kind in ORDER_KINDS
+        return is_mapped and event.friend is not None and event.friend.email is not None
+
+    def ordering_key(self, item: Item) -> str | None:
+        return item.event.friend.email
+
+    async def write(self, batch: Batch) -> WriteResult:
+        # One input per email per call (HubSpot refuses duplicate ids); later events win.
+        inputs: dict[str, dict[str, str]] = {}
+        owners: dict[str, list[Item]] = {}
+        for item in batch:
+            email = item.event.friend.email
+            inputs.setdefault(email, {}).update(friend_properties(item.event))
+            owners.setdefault(email, []).append(item)
+        body = {
+            "inputs": [
+                {"idProperty": "email", "id": email, "properties": props}
+                for email, props in inputs.items()
+            ]
+        }
+        with translate_transport_errors():
+            async with self.session.post(
+                self.url, data=orjson.dumps(body), headers=self._headers
+            ) as response:
+                text = await response.text()
+        check_status(response.status, response.headers, text)
+        result = WriteResult(status=response.status)
+        if response.status == 207:  # partial: errors[] name the inputs that failed
+            for error in orjson.loads(text).get("errors", []):
+                message = f"{error.get('category', 'ERROR')}: {error.get('message', '')}"[:300]
+                status = (
+                    int(error.get("status") or 400) if str(error.get("status")).isdigit() else 400
+                )
+                for email in (error.get("context") or {}).get("ids", []):
+                    for item in owners.get(email, []):
+                        result.rejected.append(
+                            (item, PermanentError(message, status=status, reason="rejected"))
+                        )
+        return result

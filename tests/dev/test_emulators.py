@@ -1,0 +1,48 @@
+"""The emulators refuse what the vendors would refuse: they are a fair test of the sinks."""
+
+from __future__ import annotations
+
+import aiohttp
+import orjson
+
+from dev.emulators import running_emulators
+
+
+async def test_requests_are_checked_against_the_published_specs_and_auth():
+    async with running_emulators() as emulators, aiohttp.ClientSession() as http:
+        url = emulators.urls["hubspot"] + "/crm/v3/objects/contacts/batch/upsert"
+        good = {"Authorization": f"Bearer {emulators.hubspot.token}",
+                "Content-Type": "application/json"}  # fmt: skip
+        body = {"inputs": [{"idProperty": "email", "id": "a@b.io", "properties": {"n": 1}}]}
+        async with http.post(url, data=orjson.dumps(body), headers=good) as response:
+            assert response.status == 400
+        assert "not of type 'string'" in emulators.hubspot.invalid_requests[0]
+        bad_auth = {**good, "Authorization": "Bearer wrong"}
+        async with http.post(url, data=b"{}", headers=bad_auth) as response:
+            assert response.status == 401
+        assert emulators.hubspot.contacts == {}
+
+        url = emulators.urls["klaviyo"] + "/api/events"
+        headers = {
+            "Authorization": f"Klaviyo-API-Key {emulators.klaviyo.api_key}",
+            "Content-Type": "application/vnd.api+json",
+        }  # no revision header
+        async with http.post(url, data=b'{"data": {}}', headers=headers) as response:
+            assert response.status == 400
+        assert len(emulators.klaviyo.invalid_requests) == 1
+        assert emulators.klaviyo.response_violations == []
+
+
+async def test_faults_are_set_and_cleared_over_http():
+    async with running_emulators() as emulators, aiohttp.ClientSession() as http:
+        control = emulators.urls["mixpanel"] + "/_control/faults"
+        async with http.post(control, json={"down": True, "latency": 0.01}) as response:
+            assert response.status == 200
+        async with http.post(emulators.urls["mixpanel"] + "/import", data=b"[]") as response:
+            assert response.status == 503
+        async with http.post(control, json={}) as response:
+            assert response.status == 200
+        async with http.get(emulators.urls["mixpanel"] + "/_control/state") as response:
+            state = await response.json()
+        assert state["status_counts"] == {"503": 1}
+        assert emulators.mixpanel.faults.down is False

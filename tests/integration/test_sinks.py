@@ -1,0 +1,180 @@
+"""Fan-out to the vendors: real broker, worker subprocess, vendor emulators on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+
+import pytest
+
+from dev.emulators import running_emulators
+from dev.generator import Workload
+from dev.kafka_io import produce, read_topic
+from sinks.hubspot import friend_properties
+from sinks.klaviyo import METRICS, profile_of
+from sinks.mixpanel import insert_id
+
+from .test_join import run_phases, unique_ids
+
+pytestmark = pytest.mark.integration
+
+SINKS = ("crm", "email", "analytics")
+
+
+@pytest.fixture
+async def emulators():
+    async with running_emulators() as running:
+        yield running
+
+
+@pytest.fixture
+def sink_pipeline(pipeline, emulators):
+    pipeline.env |= {
+        "REFSTREAM_SINKS": ",".join(SINKS),
+        "REFSTREAM_TOPIC_DLQ_SINK_PREFIX": f"dlq-{pipeline.topics['attributions']}-",
+        **emulators.env(),
+    }
+    return pipeline
+
+
+def expected_vendor_state(expected) -> dict:
+    """What each vendor must hold once every attribution is delivered once."""
+    contacts: dict[str, dict[str, str]] = {}
+    klaviyo, mixpanel = set(), set()
+    for event in expected.emitted:
+        mixpanel.add(insert_id(event))
+        if event.kind in METRICS and (person := profile_of(event)) and person.email:
+            klaviyo.add((event.attribution_event_id, person.email, METRICS[event.kind]))
+        mapped = event.kind.value in {
+            "friend_signed_up", "referral_converted", "order_attributed", "order_refunded",
+        }  # fmt: skip
+        if mapped and event.friend and event.friend.email:
+            contacts.setdefault(event.friend.email, {}).update(friend_properties(event))
+    return {"contacts": contacts, "klaviyo": klaviyo, "mixpanel": mixpanel}
+
+
+def vendor_state(emulators) -> dict:
+    events = emulators.klaviyo.state()["events"]
+    return {
+        "contacts": emulators.hubspot.contacts,
+        "klaviyo": {(e["unique_id"], e["profile"], e["metric"]) for e in events},
+        "mixpanel": set(emulators.mixpanel.events),
+    }
+
+
+async def wait_for_vendors(emulators, want: dict, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and vendor_state(emulators) != want:
+        await asyncio.sleep(0.5)
+
+
+def assert_specs_clean(emulators) -> None:
+    for emulator in (emulators.hubspot, emulators.klaviyo, emulators.mixpanel):
+        assert emulator.invalid_requests == [], emulator.name
+        assert emulator.response_violations == [], emulator.name
+
+
+async def dlq_records(pipeline, sink: str, expect: int = 0) -> list:
+    topic = pipeline.env["REFSTREAM_TOPIC_DLQ_SINK_PREFIX"] + sink
+    return await read_topic(
+        pipeline.servers, topic, until=lambda r: len(r) >= expect, idle=1.0, timeout=15
+    )
+
+
+async def test_every_attribution_reaches_each_vendor_exactly_once(sink_pipeline, emulators):
+    workload = Workload.build(journeys=250, seed=31, invalid=2)
+    expected = workload.expected()
+    want = expected_vendor_state(expected)
+    await sink_pipeline.start_worker()
+
+    await run_phases(sink_pipeline, workload)
+    await wait_for_vendors(emulators, want)
+
+    got = vendor_state(emulators)
+    assert got["mixpanel"] == want["mixpanel"]
+    assert got["klaviyo"] == want["klaviyo"]
+    assert got["contacts"] == want["contacts"]
+    assert emulators.klaviyo.duplicates == 0
+    assert emulators.mixpanel.duplicates == 0
+    assert_specs_clean(emulators)
+    for sink in SINKS:
+        assert await dlq_records(sink_pipeline, sink) == []
+
+
+async def test_outages_rate_limits_and_errors_all_at_once(sink_pipeline, emulators):
+    """HubSpot down 30 s, a Klaviyo 429 storm, Mixpanel 20 % 5xx with 2 s latency: after
+    recovery everything is delivered, none twice, nothing dead-lettered; meanwhile the join
+    and the healthy sinks kept going."""
+    workload = Workload.build(journeys=200, seed=37, invalid=0)
+    expected = workload.expected()
+    want = expected_vendor_state(expected)
+    emulators.hubspot.faults.down = True
+    emulators.klaviyo.faults.rate_limit = {"count": 150, "retry_after": 1}
+    emulators.mixpanel.faults.status_5xx_rate = 0.2
+    emulators.mixpanel.faults.latency = 2.0
+    outage_started = time.monotonic()
+    await sink_pipeline.start_worker()
+
+    records = await run_phases(sink_pipeline, workload)
+    join_done = time.monotonic() - outage_started
+    assert unique_ids(records) == len(expected.emitted)
+    assert emulators.hubspot.contacts == {}, "HubSpot is still down"
+    await asyncio.sleep(max(0.0, 30 - (time.monotonic() - outage_started)))
+    emulators.hubspot.faults.down = False
+    await wait_for_vendors(emulators, want, timeout=180)
+
+    assert join_done < 30, f"the join must not wait for a dead vendor ({join_done:.0f}s)"
+    got = vendor_state(emulators)
+    assert got == want
+    assert emulators.klaviyo.duplicates == 0
+    assert emulators.mixpanel.duplicates == 0
+    assert emulators.hubspot.status_counts.get(503, 0) > 0
+    assert emulators.klaviyo.status_counts.get(429, 0) == 150
+    assert emulators.mixpanel.status_counts.get(500, 0) > 0
+    assert_specs_clean(emulators)
+    for sink in SINKS:
+        assert await dlq_records(sink_pipeline, sink) == []
+
+
+async def test_kill_9_during_delivery_ends_with_exactly_the_expected_vendor_records(
+    sink_pipeline, emulators
+):
+    workload = Workload.build(journeys=200, seed=41, invalid=0)
+    want = expected_vendor_state(workload.expected())
+    emulators.mixpanel.faults.latency = 0.5
+    emulators.klaviyo.faults.latency = 0.05
+    first = await sink_pipeline.start_worker("worker")
+    await produce(workload.phase1, sink_pipeline.servers, sink_pipeline.topics)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(emulators.klaviyo.events) < 20:
+        await asyncio.sleep(0.1)
+    first.kill()
+    in_flight = len(emulators.klaviyo.events)
+    assert 0 < in_flight < len(want["klaviyo"]), "the kill must land mid-delivery"
+    emulators.mixpanel.faults.latency = 0.0
+    emulators.klaviyo.faults.latency = 0.0
+    await sink_pipeline.start_worker("worker")
+    await read_topic(sink_pipeline.servers, sink_pipeline.topics["attributions"],
+                     until=lambda r: unique_ids(r) > 0, idle=0.5)  # fmt: skip
+    await produce(workload.phase2, sink_pipeline.servers, sink_pipeline.topics)
+    await wait_for_vendors(emulators, want, timeout=180)
+
+    assert vendor_state(emulators) == want  # redelivery absorbed by upserts and dedup keys
+    assert_specs_clean(emulators)
+
+
+async def test_enabled_sink_without_its_token_stops_the_worker_with_a_clear_message(pipeline):
+    env = {**os.environ, **pipeline.env, "REFSTREAM_SINKS": "crm,analytics"}
+    env.pop("HUBSPOT_ACCESS_TOKEN", None)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "streams", "worker", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 2
+    assert stderr.decode().strip() == (
+        "refstream: configuration error: sink 'crm' is enabled but HUBSPOT_ACCESS_TOKEN is not "
+        "set (set it, or leave 'crm' out of REFSTREAM_SINKS)"
+    )
