@@ -1,7 +1,8 @@
 """Circuit breaker: stop calling a vendor that keeps failing, probe it, resume by itself.
 
 While open, callers wait in :meth:`CircuitBreaker.wait_closed` instead of calling — the sink
-stops consuming (back-pressure) and nothing is dead-lettered because a vendor is down.
+stops consuming (back-pressure) and nothing is dead-lettered because a vendor is down. The
+same gate holds a vendor's request to slow down (429 ``Retry-After``) for every caller.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class CircuitBreaker:
         self._reset = reset_after
         self._opened_at = 0.0
         self._probing = False
+        self._paused_until = 0.0
         SINK_CIRCUIT_OPEN.labels(sink).set(0)
 
     @property
@@ -41,6 +43,8 @@ class CircuitBreaker:
     async def wait_closed(self) -> float:
         """Return once a call may go out; the seconds spent waiting."""
         started = time.monotonic()
+        while (pause := self._paused_until - time.monotonic()) > 0:
+            await asyncio.sleep(pause)
         while True:
             if self.state is State.CLOSED:
                 break
@@ -51,6 +55,12 @@ class CircuitBreaker:
                 break
             await asyncio.sleep(0.05)
         return time.monotonic() - started
+
+    def pause(self, seconds: float) -> None:
+        """The vendor asked every caller to wait (rate limited): not a failure."""
+        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+        if self._probing:
+            self._probing = False  # a throttled probe proves nothing; probe again later
 
     def success(self) -> None:
         self._failures = 0

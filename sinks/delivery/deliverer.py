@@ -5,9 +5,10 @@ in-flight slot, call ``sink.write``, then
 
 * success → the items count as delivered (minus those the vendor rejected one by one,
   which are dead-lettered);
-* :class:`RetryableError` → back off (``Retry-After`` when given, else exponential with full
-  jitter) and try again; attempts and time count only while the circuit is closed, so a
-  vendor outage never dead-letters anything;
+* :class:`RateLimited` (429) → the whole sink pauses for ``Retry-After`` (or a backoff);
+  throttling is neither a failure nor an attempt;
+* other :class:`RetryableError` → back off (exponential, full jitter) and try again; attempts
+  and time count only while the circuit is closed, so an outage never dead-letters anything;
 * :class:`PermanentError` for a multi-record request → split it and retry the halves, to
   dead-letter exactly the bad records; for a single record → dead-letter it.
 
@@ -100,6 +101,10 @@ class Deliverer:
             now = time.time()
             first_failed = first_failed or now
             last_failed = now
+            if isinstance(error, RateLimited):  # throttled, not failing: pause the whole sink
+                SINK_RETRIES.labels(name, error.reason).inc()
+                self.breaker.pause(self._backoff(attempts, error))
+                continue
             counted = not self.breaker.is_open
             self.breaker.failure()
             SINK_RETRIES.labels(name, error.reason).inc()

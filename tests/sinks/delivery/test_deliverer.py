@@ -82,3 +82,14 @@ async def test_one_contacts_updates_never_race_each_other(emulators, make_sink):
     ]  # fmt: skip
     await deliverer.deliver(batch)
     assert emulators.hubspot.contacts["friend1@example.com"]["referral_orders"] == "0"
+
+
+async def test_a_429_storm_pauses_the_sink_without_spending_the_retry_budget(emulators, make_sink):
+    emulators.klaviyo.faults.rate_limit = {"count": 30, "retry_after": 0.05}
+    sink = await make_sink("email", max_attempts=2, breaker_failures=2)
+    dlq = RecordingDLQ("email")
+    await Deliverer(sink, dlq).deliver(items(*(attribution(n) for n in range(5))))
+    assert len(emulators.klaviyo.events) == 5
+    assert emulators.klaviyo.status_counts[429] == 30
+    assert dlq.sent == []
+    assert SINK_CIRCUIT_OPEN.labels("email")._value.get() == 0
