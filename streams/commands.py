@@ -6,7 +6,10 @@ from faust.cli import option
 
 from streams.app import app, settings
 
-__all__ = ["generate", "schemas"]
+__all__ = ["dlq_list", "dlq_replay", "generate", "schemas"]
+
+SINK = option("--sink", required=True, help="Sink name: crm, email or analytics.")
+REASON = option("--reason", default=None, help="Only records with this error.reason.")
 
 
 @app.command()
@@ -33,3 +36,41 @@ async def generate(self, journeys: int, seed: int, invalid: int) -> None:
     names = {"referrals": t.referrals, "signups": t.signups, "orders": t.orders}
     sent = await produce(workload.records, settings.kafka_bootstrap_servers, names)
     self.say(f"sent {sent} records ({journeys} journeys, {invalid} invalid)")
+
+
+@app.command(SINK, REASON)
+async def dlq_list(self, sink: str, reason: str | None) -> None:
+    """List a sink's dead letters: counts by reason, then one line per record."""
+    from collections import Counter
+
+    from sinks.replay import read_dead_letters
+
+    topic = settings.sink_dlq(sink)
+    letters = await read_dead_letters(settings.kafka_bootstrap_servers, topic, reason)
+    counts = Counter(letter.reason for letter in letters)
+    self.say(f"{topic}: {len(letters)} records {dict(counts)}")
+    for letter in letters:
+        h = letter.headers
+        self.say(
+            f"  offset={letter.record.offset} reason={letter.reason} "
+            f"status={h.get('error.http_status', '')} attempts={h.get('error.attempts', '')} "
+            f"key={(letter.record.key or b'').decode()} "
+            f"message={h.get('error.message', '')[:120]!r}"
+        )
+
+
+@app.command(SINK, REASON)
+async def dlq_replay(self, sink: str, reason: str | None) -> None:
+    """Deliver a sink's dead letters again (all, or one reason); ids are kept."""
+    from sinks.registry import build_sinks
+    from sinks.replay import replay
+
+    (target,) = build_sinks(settings.model_copy(update={"sinks": (sink,)}))
+    topic = settings.sink_dlq(sink)
+    report = await replay(target, settings.kafka_bootstrap_servers, topic, reason)
+    again = sum(report.dead_lettered_again.values())
+    self.say(
+        f"replayed {report.replayed} records from {topic}: "
+        f"{report.replayed - again} delivered, {again} dead-lettered again "
+        f"{dict(report.dead_lettered_again)}"
+    )

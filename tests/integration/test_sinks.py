@@ -7,6 +7,7 @@ import os
 import sys
 import time
 
+import orjson
 import pytest
 
 from dev.emulators import running_emulators
@@ -178,3 +179,74 @@ async def test_enabled_sink_without_its_token_stops_the_worker_with_a_clear_mess
         "refstream: configuration error: sink 'crm' is enabled but HUBSPOT_ACCESS_TOKEN is not "
         "set (set it, or leave 'crm' out of REFSTREAM_SINKS)"
     )
+
+
+async def test_permanent_errors_go_to_the_dlq_exactly_and_replay_delivers_them(
+    sink_pipeline, emulators
+):
+    workload = Workload.build(journeys=150, seed=43, invalid=0)
+    expected = workload.expected()
+    want = expected_vendor_state(expected)
+    crm_bad = set(sorted(want["contacts"])[:2])
+    email_bad = {u for u, _, _ in sorted(want["klaviyo"])[:2]}
+    analytics_bad = set(sorted(want["mixpanel"])[:3])
+    emulators.hubspot.faults.reject = set(crm_bad)
+    emulators.klaviyo.faults.reject = set(email_bad)
+    emulators.mixpanel.faults.reject = set(analytics_bad)
+    partial = {
+        "contacts": {k: v for k, v in want["contacts"].items() if k not in crm_bad},
+        "klaviyo": {e for e in want["klaviyo"] if e[0] not in email_bad},
+        "mixpanel": want["mixpanel"] - analytics_bad,
+    }
+    crm_events = {
+        a.attribution_event_id for a in expected.emitted
+        if a.friend and a.friend.email in crm_bad and a.kind.value != "referral_rejected"
+        and a.kind.value not in ("signup_unattributed", "order_unattributed")
+    }  # fmt: skip
+    await sink_pipeline.start_worker()
+
+    await run_phases(sink_pipeline, workload)
+    await wait_for_vendors(emulators, partial)
+    assert vendor_state(emulators) == partial
+
+    expectations = {
+        "crm": (crm_events, b"rejected", b"400"),
+        "email": (email_bad, b"rejected", b"400"),
+        "analytics": (analytics_bad, b"failed_record", b"400"),
+    }
+    for sink, (ids, reason, status) in expectations.items():
+        records = await dlq_records(sink_pipeline, sink, expect=len(ids))
+        got = [orjson.loads(r.value)["attribution_event_id"] for r in records]
+        assert sorted(got) == sorted(ids), sink
+        for record in records:
+            headers = dict(record.headers)
+            assert headers["error.reason"] == reason and headers["sink"] == sink.encode()
+            assert headers["error.http_status"] == status
+            assert headers["error.message"] and int(headers["error.attempts"]) >= 1
+            assert headers["error.first_failed_at"] <= headers["error.last_failed_at"]
+            assert headers["source.topic"].decode() == sink_pipeline.topics["attributions"]
+            assert int(headers["source.offset"]) >= 0 and int(headers["source.partition"]) >= 0
+            assert record.key == orjson.loads(record.value)["referral_id"].encode()
+
+    env = {**os.environ, **sink_pipeline.env}
+    listing = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "streams", "dlq-list", "--sink", "analytics", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    output, _ = await asyncio.wait_for(listing.communicate(), 60)
+    assert b": 3 records {'failed_record': 3}" in output, output.decode()
+    assert output.count(b"reason=failed_record status=400") == 3
+
+    for emulator in (emulators.hubspot, emulators.klaviyo, emulators.mixpanel):
+        emulator.faults.reject = set()  # the vendor-side problem is fixed
+    for sink in SINKS:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "streams", "dlq-replay", "--sink", sink, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        output, _ = await asyncio.wait_for(process.communicate(), 120)
+        assert process.returncode == 0, output.decode()
+        n = len(expectations[sink][0])
+        assert f"replayed {n} records".encode() in output and b"0 dead-lettered again" in output
+    assert vendor_state(emulators) == want
+    assert_specs_clean(emulators)

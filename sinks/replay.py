@@ -1,0 +1,101 @@
+"""Reading a sink's dead letters back, and replaying them into delivery.
+
+Replayed records keep their attribution ids, so a replay is idempotent at the vendor; one
+that fails again is dead-lettered again (with its original ``source.*`` headers).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+
+from schemas.attribution import AttributionEvent
+from sinks.base import Sink
+from sinks.batch import Batch, Item
+from sinks.delivery.deliverer import Deliverer
+from sinks.delivery.dlq import DeadLetters
+
+__all__ = ["DeadLetter", "ReplayReport", "read_dead_letters", "replay"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    record: ConsumerRecord
+    headers: dict[str, str]
+
+    @property
+    def reason(self) -> str:
+        return self.headers.get("error.reason", "")
+
+    def item(self) -> Item:
+        h = self.headers
+        event = AttributionEvent.model_validate_json(self.record.value)
+        return Item(
+            event, h.get("source.topic", ""), int(h.get("source.partition") or -1),
+            int(h.get("source.offset") or -1), self.record.value,
+        )  # fmt: skip
+
+
+async def read_dead_letters(
+    bootstrap_servers: str, topic: str, reason: str | None = None
+) -> list[DeadLetter]:
+    """Every record now in ``topic`` (optionally only one ``error.reason``)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None
+    )
+    await consumer.start()
+    letters: list[DeadLetter] = []
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        remaining = {tp for tp in tps if ends[tp] > 0}
+        while remaining:
+            fetched = await consumer.getmany(*remaining, timeout_ms=1000)
+            for records in fetched.values():
+                for record in records:
+                    headers = {k: v.decode(errors="replace") for k, v in record.headers}
+                    letter = DeadLetter(record, headers)
+                    if reason is None or letter.reason == reason:
+                        letters.append(letter)
+            remaining = {tp for tp in remaining if await consumer.position(tp) < ends[tp]}
+    finally:
+        await consumer.stop()
+    return letters
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayReport:
+    replayed: int
+    dead_lettered_again: Counter
+
+
+async def replay(
+    sink: Sink, bootstrap_servers: str, topic: str, reason: str | None = None
+) -> ReplayReport:
+    letters = await read_dead_letters(bootstrap_servers, topic, reason)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers)
+    await producer.start()
+    again: Counter = Counter()
+
+    async def send(dlq_topic: str, key: bytes | None, value: bytes, headers: list) -> None:
+        await producer.send_and_wait(dlq_topic, value, key=key, headers=headers)
+        again[dict(headers)["error.reason"].decode()] += 1
+
+    try:
+        await sink.setup()
+        deliverer = Deliverer(sink, DeadLetters(sink.name, topic, send))
+        await deliverer.deliver(Batch(tuple(letter.item() for letter in letters)))
+    finally:
+        await sink.aclose()
+        await producer.stop()
+    return ReplayReport(len(letters), again)
