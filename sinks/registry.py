@@ -9,6 +9,7 @@ from sinks.errors import ConfigurationError
 from sinks.hubspot import HubSpotSink
 from sinks.klaviyo import KlaviyoSink
 from sinks.mixpanel import MixpanelSink
+from sinks.webhook import WebhookSink
 from streams.settings import Settings
 
 __all__ = ["REQUIRED", "build_sinks"]
@@ -17,12 +18,15 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "crm": ("HUBSPOT_ACCESS_TOKEN",),
     "email": ("KLAVIYO_API_KEY",),
     "analytics": ("MIXPANEL_PROJECT_TOKEN", "MIXPANEL_PROJECT_ID"),
+    "webhook": ("WEBHOOK_URL", "WEBHOOK_SECRET"),
 }
 _FIELDS = {
     "HUBSPOT_ACCESS_TOKEN": "hubspot_access_token",
     "KLAVIYO_API_KEY": "klaviyo_api_key",
     "MIXPANEL_PROJECT_TOKEN": "mixpanel_project_token",
     "MIXPANEL_PROJECT_ID": "mixpanel_project_id",
+    "WEBHOOK_URL": "webhook_url",
+    "WEBHOOK_SECRET": "webhook_secret",
 }
 FACTORIES: dict[str, Callable[[Settings], Sink]] = {
     "crm": lambda s: HubSpotSink(s.hubspot_api_url, s.hubspot_access_token),
@@ -30,6 +34,7 @@ FACTORIES: dict[str, Callable[[Settings], Sink]] = {
     "analytics": lambda s: MixpanelSink(
         s.mixpanel_api_url, s.mixpanel_project_token, s.mixpanel_project_id
     ),
+    "webhook": lambda s: WebhookSink(s.webhook_url, s.webhook_secret),
 }
 
 

@@ -18,6 +18,7 @@ from agents.rules import JoinRules
 __all__ = ["BrokerCompat", "Settings", "Topics", "get_settings"]
 
 SINK_NAMES = ("crm", "email", "analytics")
+KNOWN_SINKS = (*SINK_NAMES, "webhook")
 
 
 class BrokerCompat(StrEnum):
@@ -74,6 +75,8 @@ class Settings(BaseSettings):
     mixpanel_project_token: SecretStr | None = Field(None, alias="MIXPANEL_PROJECT_TOKEN")
     mixpanel_project_id: str | None = Field(None, alias="MIXPANEL_PROJECT_ID")
     """Mixpanel's /import requires ``project_id`` (its OpenAPI spec)."""
+    webhook_url: str | None = Field(None, alias="WEBHOOK_URL")
+    webhook_secret: SecretStr | None = Field(None, alias="WEBHOOK_SECRET")
 
     topics: Topics = Field(default_factory=Topics)
 
@@ -87,9 +90,9 @@ class Settings(BaseSettings):
     @field_validator("sinks")
     @classmethod
     def _known_sinks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = sorted(set(value) - set(SINK_NAMES))
+        unknown = sorted(set(value) - set(KNOWN_SINKS))
         if unknown:
-            raise ValueError(f"unknown sink(s) {unknown}; known: {', '.join(SINK_NAMES)}")
+            raise ValueError(f"unknown sink(s) {unknown}; known: {', '.join(KNOWN_SINKS)}")
         return value
 
     @property

@@ -12,6 +12,7 @@ from dev.emulators.base import Emulator, Faults
 from dev.emulators.hubspot import HubSpotEmulator
 from dev.emulators.klaviyo import KlaviyoEmulator
 from dev.emulators.mixpanel import MixpanelEmulator
+from dev.emulators.webhook import WebhookEmulator
 
 __all__ = [
     "Emulator",
@@ -20,6 +21,7 @@ __all__ = [
     "KlaviyoEmulator",
     "MixpanelEmulator",
     "RunningEmulators",
+    "WebhookEmulator",
     "running_emulators",
 ]
 
