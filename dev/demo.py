@@ -1,9 +1,10 @@
 """``make demo``: the whole pipeline on one machine, end to end, then a summary.
 
-Starts the embedded broker and one worker (RocksDB tables), streams a generated workload
-(shuffled, duplicated, out of order, with self-referrals, late signups, refunds and invalid
-records), shows progress, waits for every attribution, prints what happened and checks it
-against the same workload run through the pure rules. Exits 1 if anything was lost.
+Starts the embedded broker, the vendor emulators (HubSpot, Klaviyo, Mixpanel) and one worker
+(RocksDB tables, all three sinks), streams a generated workload (shuffled, duplicated, out of
+order, with self-referrals, late signups, refunds and invalid records), shows progress, waits
+until every sink has delivered, prints what happened and checks it against the same workload
+run through the pure rules. Exits 1 if anything was lost or delivered twice.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pathlib import Path
 import orjson
 
 from dev.broker import EmbeddedBroker
+from dev.emulators import RunningEmulators, running_emulators
+from dev.expectations import expected_vendor_state, vendor_state
 from dev.generator import Workload
 from dev.kafka_io import create_topics, produce, read_topic
 from dev.worker import WorkerProcess
@@ -89,7 +92,52 @@ def _summary(records: list, dlq: list, workload: Workload) -> None:
     print(f"Input records: {len(workload.records)} ({len(workload.invalid)} invalid)")
 
 
+SINK_VENDORS = (("crm", "hubspot", "contacts"), ("email", "klaviyo", "klaviyo"),
+                 ("analytics", "mixpanel", "mixpanel"))  # fmt: skip
+
+
+async def _follow_vendors(emulators: RunningEmulators, want: dict, timeout: float) -> bool:
+    """Progress per sink until each vendor holds what it must; True when they all do."""
+    tty = sys.stdout.isatty()
+    deadline = time.monotonic() + timeout
+    shown = None
+    while True:
+        got = vendor_state(emulators)
+        done = got == want
+        line = "   ".join(
+            f"{sink} {len(got[key]):>5}/{len(want[key])}" for sink, _, key in SINK_VENDORS
+        )
+        if line != shown and (tty or done or time.monotonic() >= deadline):
+            sys.stdout.write(f"\r  delivered              {line}" + ("" if tty else "\n"))
+            shown = line
+        if done or time.monotonic() >= deadline:
+            if tty:
+                sys.stdout.write("\n")
+            return done
+        await asyncio.sleep(0.3)
+
+
+async def _sink_summary(servers: str, emulators: RunningEmulators) -> dict[str, int]:
+    print("\nDeliveries per sink")
+    dlq_total = {}
+    for sink, vendor, key in SINK_VENDORS:
+        emulator = getattr(emulators, vendor)
+        dlq = await read_topic(servers, f"refstream-dlq-{sink}", idle=0.5, timeout=3)
+        dlq_total[sink] = len(dlq)
+        held = len(vendor_state(emulators)[key])
+        print(
+            f"  {sink:<10} {vendor:<9} {emulator.requests:>5} requests   {held:>5} records   "
+            f"{emulator.duplicates} deduplicated by the vendor   {len(dlq)} dead-lettered"
+        )
+    return dlq_total
+
+
 async def run(journeys: int, seed: int) -> int:
+    async with running_emulators() as emulators:
+        return await _run(journeys, seed, emulators)
+
+
+async def _run(journeys: int, seed: int, emulators: RunningEmulators) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="refstream-demo-"))
     print(f"refstream demo: {journeys} journeys (seed {seed}); logs in {workdir}")
     broker = EmbeddedBroker(log_path=workdir / "broker.log").start()
@@ -102,12 +150,14 @@ async def run(journeys: int, seed: int) -> int:
             {
                 "KAFKA_BOOTSTRAP_SERVERS": servers,
                 "REFSTREAM_BROKER_COMPAT": "tansu",
-                "REFSTREAM_SINKS": "",
+                "REFSTREAM_SINKS": "crm,email,analytics",
                 "PENDING_TTL_SECONDS": str(TTL_SECONDS),
+                **emulators.env(),
             },
             workdir,
         ).start()
         await asyncio.to_thread(worker.wait_ready)
+        print(f"  emulators              {', '.join(emulators.urls.values())}")
         print(f"  worker                 ready at {worker.url}")
 
         workload = Workload.build(journeys=journeys, seed=seed, invalid=max(3, journeys // 100))
@@ -124,12 +174,15 @@ async def run(journeys: int, seed: int) -> int:
         records = await _follow(
             servers, "attributions", len(expected.emitted), "attributed (all)", timeout=300
         )
-        elapsed = time.monotonic() - started
         dlq = await read_topic(
             servers, "refstream-dlq-invalid",
             until=lambda r: len(r) >= len(workload.invalid), idle=0.5, timeout=30,
         )  # fmt: skip
+        want_vendors = expected_vendor_state(expected.emitted)
+        vendors_ok = await _follow_vendors(emulators, want_vendors, timeout=120)
+        elapsed = time.monotonic() - started
         _summary(records, dlq, workload)
+        sink_dlq = await _sink_summary(servers, emulators)
 
         got = {orjson.loads(r.value)["attribution_event_id"] for r in records}
         want = {a.attribution_event_id for a in expected.emitted}
@@ -143,11 +196,14 @@ async def run(journeys: int, seed: int) -> int:
         print(f"  -> {status} {body.decode()[:160]}...")
         missing, extra = want - got, got - want
         dlq_ok = len(dlq) == len(workload.invalid)
-        if missing or extra or not dlq_ok:
+        twice = emulators.klaviyo.duplicates + emulators.mixpanel.duplicates
+        if missing or extra or not dlq_ok or not vendors_ok or any(sink_dlq.values()) or twice:
             print(f"\nFAILED: {len(missing)} missing, {len(extra)} unexpected attributions; "
-                  f"DLQ {len(dlq)}/{len(workload.invalid)}")  # fmt: skip
+                  f"DLQ {len(dlq)}/{len(workload.invalid)}; vendors complete: {vendors_ok}; "
+                  f"sink DLQ {sink_dlq}; delivered twice {twice}")  # fmt: skip
             return 1
-        print(f"\nOK: all {len(want)} expected attributions, nothing lost, nothing extra.")
+        print(f"\nOK: all {len(want)} expected attributions, each delivered once to every "
+              "vendor; nothing lost, nothing extra.")  # fmt: skip
         return 0
     finally:
         if worker is not None:

@@ -11,11 +11,10 @@ import orjson
 import pytest
 
 from dev.emulators import running_emulators
+from dev.expectations import expected_vendor_state as _expected
+from dev.expectations import vendor_state
 from dev.generator import Workload
 from dev.kafka_io import produce, read_topic
-from sinks.hubspot import friend_properties
-from sinks.klaviyo import METRICS, profile_of
-from sinks.mixpanel import insert_id
 
 from .test_join import run_phases, unique_ids
 
@@ -41,28 +40,7 @@ def sink_pipeline(pipeline, emulators):
 
 
 def expected_vendor_state(expected) -> dict:
-    """What each vendor must hold once every attribution is delivered once."""
-    contacts: dict[str, dict[str, str]] = {}
-    klaviyo, mixpanel = set(), set()
-    for event in expected.emitted:
-        mixpanel.add(insert_id(event))
-        if event.kind in METRICS and (person := profile_of(event)) and person.email:
-            klaviyo.add((event.attribution_event_id, person.email, METRICS[event.kind]))
-        mapped = event.kind.value in {
-            "friend_signed_up", "referral_converted", "order_attributed", "order_refunded",
-        }  # fmt: skip
-        if mapped and event.friend and event.friend.email:
-            contacts.setdefault(event.friend.email, {}).update(friend_properties(event))
-    return {"contacts": contacts, "klaviyo": klaviyo, "mixpanel": mixpanel}
-
-
-def vendor_state(emulators) -> dict:
-    events = emulators.klaviyo.state()["events"]
-    return {
-        "contacts": emulators.hubspot.contacts,
-        "klaviyo": {(e["unique_id"], e["profile"], e["metric"]) for e in events},
-        "mixpanel": set(emulators.mixpanel.events),
-    }
+    return _expected(expected.emitted)
 
 
 async def wait_for_vendors(emulators, want: dict, timeout: float = 120) -> None:
