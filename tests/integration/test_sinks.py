@@ -100,6 +100,9 @@ async def test_outages_rate_limits_and_errors_all_at_once(sink_pipeline, emulato
     join_done = time.monotonic() - outage_started
     assert unique_ids(records) == len(expected.emitted)
     assert emulators.hubspot.contacts == {}, "HubSpot is still down"
+    others = {**want, "contacts": {}}
+    await wait_for_vendors(emulators, others, timeout=30 - (time.monotonic() - outage_started))
+    assert vendor_state(emulators) == others, "a dead vendor must not hold back the others"
     await asyncio.sleep(max(0.0, 30 - (time.monotonic() - outage_started)))
     emulators.hubspot.faults.down = False
     await wait_for_vendors(emulators, want, timeout=180)
