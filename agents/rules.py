@@ -1,15 +1,13 @@
 """The attribution rules (attribution-rules.md) as pure functions; nothing here imports Faust.
 
-The join runs in keyed stages, because no single key co-locates what a rule compares:
+The join runs in three keyed stages, because no single key co-locates what a rule compares:
 
 * **referral stage** (key ``referral_id``): the referral, signups waiting for it, the window
   and self-referral checks, and the referral's single friend slot (rule 5, second half);
 * **customer stage** (key friend customer id): first-touch claim arbitration (rule 5, first
   half), orders, refunds and totals (rules 7-10);
 * **email stage** (key normalised email): signups without ``referral_id`` matched through
-  a referral's ``friend_email`` (rule 2);
-* **advocate stage** (key advocate id): revenue over all of an advocate's referrals, for
-  the CRM's ``referral_revenue_generated`` (sinks.md).
+  a referral's ``friend_email`` (rule 2).
 
 Each ``*_step`` takes the key's state and one message and returns the state (updated in
 place: the caller owns it; no copy per event on the hot path) and a :class:`StepResult`.
