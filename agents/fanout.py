@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import CommitFailedError
 from pydantic import ValidationError
 
-from schemas.attribution import AdvocateTotals, AttributionEvent
+from schemas.attribution import AttributionEvent
 from sinks.base import Sink
 from sinks.batch import Batch, Item
 from sinks.delivery.deliverer import Deliverer
@@ -24,7 +24,6 @@ from sinks.delivery.dlq import DeadLetters, Failure
 from sinks.registry import build_sinks
 from streams.app import app, settings
 from streams.settings import BrokerCompat
-from streams.topics import ensure_topic
 
 __all__ = ["SinkConsumer", "run_sinks"]
 
@@ -32,7 +31,6 @@ log = logging.getLogger(__name__)
 
 
 async def _send(topic: str, key: bytes | None, value: bytes, headers: list) -> None:
-    await ensure_topic(topic)
     await (await app.producer.send(topic, key, value, None, None, headers))
 
 
@@ -42,17 +40,10 @@ class SinkConsumer:
         self.dead_letters = DeadLetters(sink.name, settings.sink_dlq(sink.name), _send)
         self.deliverer = Deliverer(sink, self.dead_letters)
 
-    @property
-    def topics(self) -> list[str]:
-        topics = [settings.topics.attributions]
-        if self.sink.consumes_advocate_totals:
-            topics.append(settings.topics.advocate_totals)
-        return topics
-
     def _consumer(self) -> AIOKafkaConsumer:
         tansu = settings.broker_compat is BrokerCompat.TANSU
         return AIOKafkaConsumer(
-            *self.topics,
+            settings.topics.attributions,
             bootstrap_servers=settings.kafka_bootstrap_servers,
             group_id=f"{settings.app_id}-sink-{self.sink.name}",
             enable_auto_commit=False,
@@ -65,8 +56,6 @@ class SinkConsumer:
 
     async def run(self) -> None:
         await self.sink.setup()
-        for topic in self.topics:
-            await ensure_topic(topic)  # subscribing to a missing topic auto-creates it
         consumer = self._consumer()
         await consumer.start()
         log.info("sink started sink=%s", self.sink.name)
@@ -95,9 +84,8 @@ class SinkConsumer:
             await self.sink.aclose()
 
     async def _item(self, record) -> Item | None:
-        model = AdvocateTotals if record.topic == settings.topics.advocate_totals else None
         try:
-            event = (model or AttributionEvent).model_validate_json(record.value)
+            event = AttributionEvent.model_validate_json(record.value)
         except ValidationError as exc:
             log.error(
                 "undecodable attribution dead-lettered sink=%s partition=%s offset=%s",
@@ -113,6 +101,12 @@ class SinkConsumer:
 
 
 SINKS = [SinkConsumer(sink) for sink in build_sinks(settings)]
+for _consumer in SINKS:
+    app.topic(
+        settings.sink_dlq(_consumer.sink.name),
+        partitions=settings.partitions, internal=True, key_serializer="raw",
+        value_serializer="raw",
+    )  # fmt: skip
 
 
 @app.task

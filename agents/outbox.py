@@ -16,7 +16,6 @@ from agents.rules import StepResult
 from schemas.attribution import AttributionEvent
 from streams.metrics import ATTRIBUTION_LATENCY, ATTRIBUTIONS
 from streams.settings import Topics
-from streams.topics import ensure_topic
 
 __all__ = ["Outbox"]
 
@@ -39,7 +38,6 @@ class Outbox:
         timestamp: float | None = None,
         headers: Headers | None = None,
     ) -> None:
-        await ensure_topic(topic)
         self._pending.append(await self._producer.send(topic, key, value, None, timestamp, headers))
 
     async def emit(self, result: StepResult, source_timestamp: float | None) -> None:
@@ -54,14 +52,6 @@ class Outbox:
             )
         if result.attributions:
             await self.attributions(result.attributions, source_timestamp)
-        for totals in result.advocate_totals:
-            value = totals.model_copy(update={"emitted_at": _utc(time.time())})
-            await self.send(
-                self._topics.advocate_totals,
-                totals.advocate.id.encode(),
-                value.model_dump_json().encode(),
-                timestamp=source_timestamp,
-            )
 
     async def attributions(
         self, events: Iterable[AttributionEvent], source_timestamp: float | None

@@ -5,17 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from schemas.attribution import AdvocateTotals, AttributionEvent
+from schemas.attribution import AttributionEvent
 
 __all__ = ["Batch", "Item"]
 
 
 @dataclass(frozen=True, slots=True)
 class Item:
-    """One record to deliver and where it came from (for commits and DLQ headers): an
-    attribution event, or (CRM only) an advocate's revenue total."""
+    """One attribution event and where it came from (for commits and DLQ headers)."""
 
-    event: AttributionEvent | AdvocateTotals
+    event: AttributionEvent
     topic: str
     partition: int
     offset: int

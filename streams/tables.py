@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from streams.app import app, settings
 
-__all__ = ["advocates", "customers", "emails", "referrals"]
+__all__ = ["customers", "emails", "referrals"]
 
 # bytes types mean the "raw" codec: values are our own JSON, encoded by pydantic. Keys must be
 # bytes too, always: the memory store keeps keys as given, and recovery from the changelog
@@ -14,4 +14,3 @@ _options = {"partitions": settings.partitions, "key_type": bytes, "value_type": 
 referrals = app.Table("join-referrals", help="referral_id → ReferralState", **_options)
 customers = app.Table("join-customers", help="customer id → CustomerState", **_options)
 emails = app.Table("join-emails", help="friend email → EmailState", **_options)
-advocates = app.Table("join-advocates", help="advocate id → AdvocateState", **_options)
