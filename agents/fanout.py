@@ -24,6 +24,7 @@ from sinks.delivery.dlq import DeadLetters, Failure
 from sinks.registry import build_sinks
 from streams.app import app, settings
 from streams.settings import BrokerCompat
+from streams.topics import ensure_topic
 
 __all__ = ["SinkConsumer", "run_sinks"]
 
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 
 async def _send(topic: str, key: bytes | None, value: bytes, headers: list) -> None:
+    await ensure_topic(topic)
     await (await app.producer.send(topic, key, value, None, None, headers))
 
 
@@ -56,6 +58,7 @@ class SinkConsumer:
 
     async def run(self) -> None:
         await self.sink.setup()
+        await ensure_topic(settings.topics.attributions)  # subscribing would auto-create it
         consumer = self._consumer()
         await consumer.start()
         log.info("sink started sink=%s", self.sink.name)
@@ -101,12 +104,6 @@ class SinkConsumer:
 
 
 SINKS = [SinkConsumer(sink) for sink in build_sinks(settings)]
-for _consumer in SINKS:
-    app.topic(
-        settings.sink_dlq(_consumer.sink.name),
-        partitions=settings.partitions, internal=True, key_serializer="raw",
-        value_serializer="raw",
-    )  # fmt: skip
 
 
 @app.task

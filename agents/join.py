@@ -18,7 +18,7 @@ from typing import Any
 
 import faust.streams
 import orjson
-from faust.types import EventT, StreamT, TableT
+from faust.types import EventT, StreamT
 from pydantic import BaseModel
 
 from agents.ingest import dlq_headers
@@ -38,9 +38,10 @@ from schemas.events import OrderCompleted, OrderRefunded, ReferralCreated, Signu
 from streams import tables
 from streams.app import app, settings
 from streams.metrics import DROPPED, EVENTS, PENDING
+from streams.tables import DurableTable
 from streams.topics import STAGE_TOPICS, by_customer, by_email, by_referral
 
-__all__ = ["STAGES", "JoinStage", "drain_changelog"]
+__all__ = ["STAGES", "JoinStage"]
 
 log = logging.getLogger(__name__)
 
@@ -88,27 +89,13 @@ def event_context(event: EventT) -> Iterator[None]:
         faust.streams._current_event.reset(token)
 
 
-async def drain_changelog(producer: Any) -> None:
-    """Wait until every table write of this batch is acknowledged, before its events are
-    acked.
-
-    Table writes leave through Faust's ``send_soon`` buffer, and Faust's commit drains that
-    buffer only while each message leaves within 100 ms (``ProducerBuffer.flush_atmost``):
-    with a slow broker it commits offsets ahead of the changelog, and a crash then loses
-    state for input that will not be read again.
-    """
-    while producer.buffer.size:
-        await producer.buffer.flush()
-    await producer.flush()
-
-
 class JoinStage:
     """One keyed stage: its table, its step function and its held-event bookkeeping."""
 
     def __init__(
         self,
         stage: Stage,
-        table: TableT,
+        table: DurableTable,
         step: Callable[..., tuple[Any, StepResult]],
         state_type: type[BaseModel],
         rules: JoinRules,
@@ -151,7 +138,7 @@ class JoinStage:
             with event_context(event):
                 self.table[raw_key] = state.model_dump_json().encode()
             self._track(key, state)
-        await drain_changelog(app.producer)
+        await self.table.written()  # durable before take_events acks this batch
         PENDING.set(sum(sum(s.held.values()) for s in STAGES.values()))
 
     async def sweep(self, outbox: Outbox) -> None:

@@ -16,6 +16,7 @@ from agents.rules import StepResult
 from schemas.attribution import AttributionEvent
 from streams.metrics import ATTRIBUTION_LATENCY, ATTRIBUTIONS
 from streams.settings import Topics
+from streams.topics import ensure_topic
 
 __all__ = ["Outbox"]
 
@@ -38,6 +39,7 @@ class Outbox:
         timestamp: float | None = None,
         headers: Headers | None = None,
     ) -> None:
+        await ensure_topic(topic)
         self._pending.append(await self._producer.send(topic, key, value, None, timestamp, headers))
 
     async def emit(self, result: StepResult, source_timestamp: float | None) -> None:

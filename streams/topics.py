@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from streams.app import app, settings
 
-__all__ = ["STAGE_TOPICS", "by_customer", "by_email", "by_referral", "inputs"]
+__all__ = ["STAGE_TOPICS", "by_customer", "by_email", "by_referral", "ensure_topic", "inputs"]
 
 _t = settings.topics
 _raw = {"key_serializer": "raw", "value_serializer": "raw"}
@@ -17,7 +17,21 @@ by_referral = app.topic(_t.by_referral, _t.attributions, **_internal)
 """Referral stage input: re-keyed referrals and signups, plus its own attribution events."""
 by_customer = app.topic(_t.by_customer, **_internal)
 by_email = app.topic(_t.by_email, **_internal)
-dlq_invalid = app.topic(_t.dlq_invalid, **_internal)
+
+_declared: set[str] = set()
+
+
+async def ensure_topic(name: str) -> None:
+    """Create a topic the app produces to but never consumes, before its first record.
+
+    Faust creates only the topics its agents read and its changelogs. Relying on broker
+    auto-creation fails where it is disabled, and Tansu's auto-created partitions can come
+    without a leader, which stalls the one producer every agent shares.
+    """
+    if name not in _declared:
+        await app.topic(name, **_internal).maybe_declare()
+        _declared.add(name)
+
 
 STAGE_TOPICS = {"referral": _t.by_referral, "customer": _t.by_customer, "email": _t.by_email}
 """Stage → the topic that carries messages *to* it."""

@@ -5,7 +5,8 @@ each answer the emulator gives is checked against it too; violations are recorde
 test can assert that the sinks sent, and the emulators answered, only what the specs allow.
 
 Faults, set with ``POST /_control/faults`` (JSON) and cleared with ``{}``:
-``down`` (503 for everything), ``status_5xx_rate`` (0..1), ``latency`` (seconds),
+``down`` (503 for everything), ``status_5xx_rate`` (0..1), ``status_5xx_first`` (the next N
+requests fail with 500, whatever the rate), ``latency`` (seconds),
 ``rate_limit`` (answer 429 with ``Retry-After: retry_after`` to the next ``count`` requests),
 ``reject`` (record ids the vendor refuses as invalid). ``GET /_control/state`` reports what
 was accepted, deduplicated and refused.
@@ -42,6 +43,7 @@ def load_spec(name: str) -> OpenAPI:
 class Faults:
     down: bool = False
     status_5xx_rate: float = 0.0
+    status_5xx_first: int = 0
     latency: float = 0.0
     rate_limit: dict[str, float] = field(default_factory=dict)
     reject: set[str] = field(default_factory=set)
@@ -51,6 +53,7 @@ class Faults:
         return cls(
             down=bool(data.get("down", False)),
             status_5xx_rate=float(data.get("status_5xx_rate", 0.0)),
+            status_5xx_first=int(data.get("status_5xx_first", 0)),
             latency=float(data.get("latency", 0.0)),
             rate_limit=dict(data.get("rate_limit") or {}),
             reject=set(data.get("reject") or ()),
@@ -117,7 +120,10 @@ class Emulator:
             limited["count"] -= 1
             retry_after = str(limited.get("retry_after", 1))
             return self.rate_limited(retry_after)
-        if faults.status_5xx_rate and random.random() < faults.status_5xx_rate:
+        if faults.status_5xx_first > 0 or (
+            faults.status_5xx_rate and random.random() < faults.status_5xx_rate
+        ):
+            faults.status_5xx_first = max(0, faults.status_5xx_first - 1)
             return web.json_response({"message": "internal error"}, status=500)
         if not self.authorised(request):
             return web.json_response({"message": "authentication failed"}, status=401)

@@ -92,6 +92,7 @@ async def test_outages_rate_limits_and_errors_all_at_once(sink_pipeline, emulato
     emulators.hubspot.faults.down = True
     emulators.klaviyo.faults.rate_limit = {"count": 150, "retry_after": 1}
     emulators.mixpanel.faults.status_5xx_rate = 0.2
+    emulators.mixpanel.faults.status_5xx_first = 1  # few large batches: make sure one fails
     emulators.mixpanel.faults.latency = 2.0
     outage_started = time.monotonic()
     await sink_pipeline.start_worker()
