@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Iterable
+from datetime import UTC, datetime
 
 from faust.types import ProducerT
 
@@ -74,7 +75,5 @@ class Outbox:
             await asyncio.gather(*pending)
 
 
-def _utc(epoch: float):
-    from datetime import UTC, datetime
-
+def _utc(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)

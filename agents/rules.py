@@ -265,7 +265,6 @@ def _fold_attribution(state: ReferralState, event: AttributionEvent) -> None:
         if state.status == "pending":
             state.status = "signed_up"
     elif event.kind == K.REFERRAL_REJECTED:
-        state.rejections += 1
         holder = event.friend.id if event.friend else None
         if (
             event.reason == "already_referred"

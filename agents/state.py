@@ -101,7 +101,6 @@ class ReferralState(_State):
     signed_up_at: Timestamp | None = None
     converted_at: Timestamp | None = None
     last_kind: str | None = None
-    rejections: int = 0
 
     def oldest_hold(self) -> float | None:
         return min((h.received_at for h in self.held), default=None)
