@@ -23,6 +23,7 @@ from sinks.delivery.deliverer import Deliverer
 from sinks.delivery.dlq import DeadLetters, Failure
 from sinks.registry import build_sinks
 from streams.app import app, settings
+from streams.lag import CONSUMER_LAG, Offsets
 from streams.settings import BrokerCompat
 from streams.topics import ensure_topic
 
@@ -41,13 +42,26 @@ class SinkConsumer:
         self.sink = sink
         self.dead_letters = DeadLetters(sink.name, settings.sink_dlq(sink.name), _send)
         self.deliverer = Deliverer(sink, self.dead_letters)
+        self.group = f"{settings.app_id}-sink-{sink.name}"
+        self.consumer: AIOKafkaConsumer | None = None
+        self.committed: dict = {}
+        CONSUMER_LAG.register(self.group, self.offsets)
+
+    def offsets(self) -> dict[tuple[str, int], Offsets]:
+        consumer = self.consumer
+        if consumer is None:
+            return {}
+        return {
+            (tp.topic, tp.partition): Offsets(self.committed.get(tp), consumer.highwater(tp))
+            for tp in consumer.assignment()
+        }
 
     def _consumer(self) -> AIOKafkaConsumer:
         tansu = settings.broker_compat is BrokerCompat.TANSU
         return AIOKafkaConsumer(
             settings.topics.attributions,
             bootstrap_servers=settings.kafka_bootstrap_servers,
-            group_id=f"{settings.app_id}-sink-{self.sink.name}",
+            group_id=self.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self.sink.policy.batch_size * self.sink.policy.max_in_flight,
@@ -59,7 +73,7 @@ class SinkConsumer:
     async def run(self) -> None:
         await self.sink.setup()
         await ensure_topic(settings.topics.attributions)  # subscribing would auto-create it
-        consumer = self._consumer()
+        consumer = self.consumer = self._consumer()
         await consumer.start()
         log.info("sink started sink=%s", self.sink.name)
         try:
@@ -77,14 +91,27 @@ class SinkConsumer:
                     offsets[tp] = records[-1].offset + 1
                 if items:
                     await self.deliverer.deliver(Batch(tuple(items)))
+                if not fetched:
+                    await self._learn_committed(consumer)
                 if offsets:
                     try:
                         await consumer.commit(offsets)
+                        self.committed |= offsets
                     except CommitFailedError:
                         log.warning("sink commit lost to a rebalance sink=%s", self.sink.name)
         finally:
+            self.consumer = None
             await consumer.stop()
             await self.sink.aclose()
+
+    async def _learn_committed(self, consumer: AIOKafkaConsumer) -> None:
+        """Committed offsets of partitions this run has not committed yet (for the lag)."""
+        assigned = consumer.assignment()
+        for tp in self.committed.keys() - assigned:  # revoked: another worker moves it on
+            del self.committed[tp]
+        for tp in assigned - self.committed.keys():
+            if (offset := await consumer.committed(tp)) is not None:
+                self.committed[tp] = offset
 
     async def _item(self, record) -> Item | None:
         try:

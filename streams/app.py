@@ -45,7 +45,7 @@ settings = get_settings()
 app = faust.App(settings.app_id, **faust_options(settings))
 
 
-MODULES = ("agents.ingest", "agents.join", "streams.web", "streams.commands")
+MODULES = ("agents.ingest", "agents.join", "streams.monitor", "streams.web", "streams.commands")
 """Modules that register agents, pages and commands on :data:`app`."""
 
 

@@ -18,6 +18,8 @@ __all__ = [
     "SINK_REQUESTS",
     "SINK_REQUEST_DURATION",
     "SINK_RETRIES",
+    "WORKER_READY",
+    "init_sink_series",
 ]
 
 EVENTS = Counter(
@@ -35,6 +37,10 @@ ATTRIBUTION_LATENCY = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400),
 )
 
+WORKER_READY = Gauge(
+    "refstream_worker_ready", "1 when partitions are assigned and tables recovered (/readyz)"
+)
+
 # Sinks (labels: sink name, HTTP status class or code, reason codes; never record data).
 SINK_REQUESTS = Counter("refstream_sink_requests", "Vendor requests by status", ["sink", "status"])
 SINK_REQUEST_DURATION = Histogram(
@@ -49,3 +55,17 @@ SINK_DELIVERY_LATENCY = Histogram(
     ["sink"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
 )  # fmt: skip
 SINK_CIRCUIT_OPEN = Gauge("refstream_sink_circuit_open", "1 while the circuit is open", ["sink"])
+
+RETRY_REASONS = ("rate_limited", "timeout", "server_error", "connection")
+DLQ_REASONS = ("rejected", "failed_record", "retries_exhausted", "invalid_record")
+
+
+def init_sink_series(sink: str) -> None:
+    """Create a sink's series at 0, so that ``increase()`` in alerts and dashboards sees the
+    first retry or dead letter instead of a series appearing out of nothing."""
+    SINK_DELIVERED.labels(sink)
+    SINK_CIRCUIT_OPEN.labels(sink).set(0)
+    for reason in RETRY_REASONS:
+        SINK_RETRIES.labels(sink, reason)
+    for reason in DLQ_REASONS:
+        SINK_DLQ.labels(sink, reason)

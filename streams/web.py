@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from agents.state import ReferralState
 from streams import tables
 from streams.app import app
+from streams.metrics import WORKER_READY
 
 __all__ = ["is_ready", "referral_view"]
 
@@ -22,6 +23,9 @@ def is_ready() -> bool:
         and not app.tables.recovery.in_recovery
         and bool(app.assignor.assigned_actives())
     )
+
+
+WORKER_READY.set_function(lambda: float(is_ready()))
 
 
 def referral_view(state: ReferralState) -> dict[str, Any]:

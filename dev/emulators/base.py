@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,11 @@ class Emulator:
         self.status_counts: dict[int, int] = {}
         self.duplicates = 0
         self.rejected: list[str] = []
+        self.accept_log: list[tuple[str, float]] = []
+        """(record key, wall-clock time) of every write the vendor accepted (latency)."""
+
+    def accepted(self, key: str) -> None:
+        self.accept_log.append((key, time.time()))
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=8 * 1024 * 1024)

@@ -68,6 +68,7 @@ class HubSpotEmulator(Emulator):
             new = email not in self.contacts
             self.contacts.setdefault(email, {}).update(item["properties"])
             self.upserts += 1
+            self.accepted(email)
             results.append({
                 "id": str(abs(hash(email)) % 10**9), "properties": self.contacts[email],
                 "createdAt": started, "updatedAt": started, "archived": False, "new": new,

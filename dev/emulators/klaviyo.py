@@ -64,4 +64,5 @@ class KlaviyoEmulator(Emulator):
                 "properties": attributes["properties"],
                 "time": attributes.get("time"),
             }
+            self.accepted(unique_id)
         return web.Response(status=202)

@@ -62,6 +62,7 @@ class MixpanelEmulator(Emulator):
                 self.duplicates += 1
             else:
                 self.events[insert_id] = event
+                self.accepted(insert_id)
             imported += 1
         if failed:
             return web.json_response(

@@ -35,6 +35,7 @@ from streams.metrics import (
     SINK_REQUEST_DURATION,
     SINK_REQUESTS,
     SINK_RETRIES,
+    init_sink_series,
 )
 
 __all__ = ["Deliverer"]
@@ -51,6 +52,7 @@ class Deliverer:
         self.breaker = CircuitBreaker(sink.name, policy.breaker_failures, policy.breaker_reset)
         self.limiter = AsyncLimiter(policy.rate, policy.rate_period)
         self.in_flight = asyncio.Semaphore(policy.max_in_flight)
+        init_sink_series(sink.name)
 
     async def deliver(self, batch: Batch) -> None:
         wanted = [item for item in batch if self.sink.accepts(item)]

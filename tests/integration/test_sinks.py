@@ -15,12 +15,26 @@ from dev.expectations import expected_vendor_state as _expected
 from dev.expectations import vendor_state
 from dev.generator import Workload
 from dev.kafka_io import produce, read_topic
+from sinks.hubspot import ORDER_KINDS
 
-from .test_join import run_phases, unique_ids
+from .test_join import metric_samples, run_phases, total, unique_ids
 
 pytestmark = pytest.mark.integration
 
 SINKS = ("crm", "email", "analytics")
+
+CRM_KINDS = {"friend_signed_up", *(kind.value for kind in ORDER_KINDS)}
+
+# Contract section 7 (sample names as scraped), plus a few of Faust's own sensor series.
+FAMILIES = (
+    "refstream_events_total", "refstream_attributions_total", "refstream_pending_events",
+    "refstream_attribution_latency_seconds_bucket", "refstream_sink_requests_total",
+    "refstream_sink_request_duration_seconds_bucket", "refstream_sink_retries_total",
+    "refstream_sink_dlq_total", "refstream_sink_delivered_total",
+    "refstream_sink_delivery_latency_seconds_bucket", "refstream_sink_circuit_open",
+    "refstream_consumer_lag", "refstream_faust_messages_received_total",
+    "refstream_faust_events_runtime_ms_bucket", "refstream_faust_table_operations_total",
+)  # fmt: skip
 
 
 @pytest.fixture
@@ -80,6 +94,50 @@ async def test_every_attribution_reaches_each_vendor_exactly_once(sink_pipeline,
     assert_specs_clean(emulators)
     for sink in SINKS:
         assert await dlq_records(sink_pipeline, sink) == []
+    await assert_metrics_after_delivery(sink_pipeline, expected, want)
+
+
+async def assert_metrics_after_delivery(pipeline, expected, want) -> None:
+    """The worker's own account of the run, scraped from ``/metrics``."""
+    worker = pipeline.workers[-1]
+    samples = metric_samples(worker)
+    names = {name for name, _ in samples}
+    assert set(FAMILIES) <= names, set(FAMILIES) - names
+    assert all("@" not in value for _, labels in samples for _, value in labels), "no emails"
+
+    crm = sum(1 for a in expected.emitted if a.kind.value in CRM_KINDS and a.friend.email)
+    delivered = {
+        sink: total(samples, "refstream_sink_delivered_total", sink=sink) for sink in SINKS
+    }
+    assert delivered == {
+        "analytics": len(want["mixpanel"]),
+        "email": len(want["klaviyo"]),
+        "crm": crm,
+    }
+    assert total(samples, "refstream_sink_delivery_latency_seconds_count", sink="email") == len(
+        want["klaviyo"]
+    )
+    assert total(samples, "refstream_sink_dlq_total") == 0
+    assert total(samples, "refstream_sink_circuit_open") == 0
+    requests = total(samples, "refstream_sink_requests_total", sink="email", status="202")
+    assert requests == len(want["klaviyo"]), "one Klaviyo request per event, none repeated"
+
+    # Lag: every group (the join's and one per sink) reports its partitions, and all of them
+    # drain to zero once everything is delivered and committed.
+    deadline = time.monotonic() + 20
+    while True:
+        lag = {
+            labels: value
+            for (name, labels), value in metric_samples(worker).items()
+            if name == "refstream_consumer_lag"
+        }
+        groups = {dict(labels)["group"] for labels in lag}
+        if sum(lag.values()) == 0 or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.5)
+    app_id = pipeline.env["REFSTREAM_APP_ID"]
+    assert groups == {app_id, *(f"{app_id}-sink-{sink}" for sink in SINKS)}
+    assert sum(lag.values()) == 0, {k: v for k, v in lag.items() if v}
 
 
 async def test_outages_rate_limits_and_errors_all_at_once(sink_pipeline, emulators):
