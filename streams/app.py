@@ -31,18 +31,18 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "consumer_auto_offset_reset": "earliest",
     }
     if settings.broker_compat is BrokerCompat.TANSU:
-        # broker-tansu.md: end offsets are only right after single-record writes (table
-        # recovery reads the changelog up to them), and joins wait half the session timeout.
-        options |= {
-            "producer_max_batch_size": 1,
-            "broker_session_timeout": 6.0,
-            "broker_heartbeat_interval": 1.0,
-        }
+        # broker-tansu.md: joins wait half the session timeout. (Its wrong "latest" offsets
+        # are handled by streams.tansu, which reads them from fetch answers instead.)
+        options |= {"broker_session_timeout": 6.0, "broker_heartbeat_interval": 1.0}
     return options
 
 
 settings = get_settings()
 app = faust.App(settings.app_id, **faust_options(settings))
+if settings.broker_compat is BrokerCompat.TANSU:
+    from streams import tansu
+
+    tansu.install(settings.kafka_bootstrap_servers)
 
 
 MODULES = ("agents.ingest", "agents.join", "streams.monitor", "streams.web", "streams.commands")

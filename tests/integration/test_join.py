@@ -171,12 +171,11 @@ async def test_kill_9_mid_stream_recovers_exactly(pipeline, store):
     """memory: state comes back from the changelog alone; rocksdb: local state plus the
     changelog past its persisted offsets."""
     pipeline.env["REFSTREAM_STORE"] = store
-    workload = Workload.build(journeys=600, seed=23, invalid=3)
-    n1 = len(workload.expected(phases=1).emitted)
-    await kill_and_restart(pipeline, workload, [n1 // 3])
+    workload = Workload.build(journeys=1500, seed=23, invalid=3)
+    await kill_and_restart(pipeline, workload, [40])
 
 
 @pytest.mark.slow
 async def test_soak_three_kills(pipeline):
-    workload = Workload.build(journeys=1500, seed=5, invalid=3)
-    await kill_and_restart(pipeline, workload, [25, 600, 1200])
+    workload = Workload.build(journeys=4000, seed=5, invalid=3)
+    await kill_and_restart(pipeline, workload, [25, 400, 1500])

@@ -1,0 +1,61 @@
+"""Broker compatibility for Tansu (``REFSTREAM_BROKER_COMPAT=tansu``); never used with Kafka.
+
+Tansu answers ListOffsets "latest" with the first offset of the partition's last write + 1,
+so after a multi-record write it lags the real end (broker-tansu.md). Faust's table
+recovery reads each changelog up to that offset and would stop short, coming back stale.
+The high watermark in Tansu's *fetch* responses is right, so in compat mode the end offsets
+Faust asks for are read from a fetch at the start of the last write instead. That keeps
+recovery exact without limiting the producer to one record per write.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+__all__ = ["end_offsets", "install"]
+
+
+async def end_offsets(
+    servers: str, partitions: Iterable[TopicPartition], timeout: float = 30.0
+) -> dict[TopicPartition, int]:
+    """True end offsets: fetch from the first record of each partition's last write and
+    take the high watermark of the answer."""
+    partitions = list(partitions)
+    consumer = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False,
+                                group_id=None, max_partition_fetch_bytes=64 * 1024)  # fmt: skip
+    await consumer.start()
+    try:
+        listed = await consumer.end_offsets(partitions)
+        ends = {tp: 0 for tp, offset in listed.items() if offset == 0}  # never written
+        pending = [tp for tp in partitions if tp not in ends]
+        if pending:
+            consumer.assign(pending)
+            for tp in pending:
+                consumer.seek(tp, listed[tp] - 1)
+            deadline = time.monotonic() + timeout
+            while pending:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"no fetch answer for {pending} in {timeout}s")
+                await consumer.getmany(*pending, timeout_ms=200, max_records=1)
+                for tp in list(pending):
+                    if (highwater := consumer.highwater(tp)) is not None:
+                        ends[tp] = highwater
+                        pending.remove(tp)
+        return ends
+    finally:
+        await consumer.stop()
+
+
+def install(servers: str) -> None:
+    """Make Faust's consumer answer ``highwaters()`` (table recovery) with :func:`end_offsets`."""
+
+    async def _highwaters(self, partitions: list) -> Mapping:
+        tps = {TopicPartition(tp.topic, tp.partition): tp for tp in partitions}  # Faust's TP
+        ends = await end_offsets(servers, tps)
+        return {tps[tp]: offset for tp, offset in ends.items()}
+
+    faust_aiokafka.AIOKafkaConsumerThread._highwaters = _highwaters
