@@ -6,6 +6,8 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: install test lint demo bench schemas clean
 
+BENCH_STAMP := $(VENV)/.bench-installed
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -23,6 +25,14 @@ test: install lint
 
 demo: install
 	$(BIN)/python -m dev.demo
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+# Not part of `make test`: about 30 minutes on 2 cores; prints a table, writes bench-results.json.
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 schemas: install
 	$(BIN)/refstream schemas

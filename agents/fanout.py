@@ -43,6 +43,9 @@ class SinkConsumer:
         self.dead_letters = DeadLetters(sink.name, settings.sink_dlq(sink.name), _send)
         self.deliverer = Deliverer(sink, self.dead_letters)
         self.group = f"{settings.app_id}-sink-{sink.name}"
+        # Several rounds of full requests per poll: the rate limiter stays busy while the
+        # consumer commits and fetches between polls.
+        self.poll_records = sink.policy.batch_size * sink.policy.max_in_flight * 4
         self.consumer: AIOKafkaConsumer | None = None
         self.committed: dict = {}
         CONSUMER_LAG.register(self.group, self.offsets)
@@ -64,7 +67,7 @@ class SinkConsumer:
             group_id=self.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            max_poll_records=self.sink.policy.batch_size * self.sink.policy.max_in_flight,
+            max_poll_records=self.poll_records,
             max_poll_interval_ms=30 * 60 * 1000,  # an open circuit may hold a batch this long
             session_timeout_ms=6000 if tansu else 10000,
             heartbeat_interval_ms=1000 if tansu else 3000,
@@ -80,7 +83,7 @@ class SinkConsumer:
             while True:
                 fetched = await consumer.getmany(
                     timeout_ms=int(self.sink.policy.linger * 1000),
-                    max_records=self.sink.policy.batch_size * self.sink.policy.max_in_flight,
+                    max_records=self.poll_records,
                 )
                 items, offsets = [], {}
                 for tp, records in fetched.items():

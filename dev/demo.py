@@ -26,9 +26,8 @@ from dev.emulators import RunningEmulators, running_emulators
 from dev.expectations import expected_vendor_state, vendor_state
 from dev.generator import Workload
 from dev.kafka_io import create_topics, produce, read_topic
-from dev.latency import delivery_latencies, percentile
+from dev.latency import CRM_KINDS, JOINED, delivery_latencies, percentile
 from dev.worker import WorkerProcess
-from sinks.hubspot import ORDER_KINDS
 
 TTL_SECONDS = 8
 
@@ -135,10 +134,6 @@ async def _sink_summary(servers: str, emulators: RunningEmulators) -> dict[str, 
     return dlq_total
 
 
-JOINED = {"friend_signed_up", "referral_converted", "order_attributed", "order_refunded"}
-"""Kinds emitted when partners meet; the others wait out the pending TTL by design."""
-
-
 def _event_id(value: bytes) -> str | None:
     try:
         event = orjson.loads(value)
@@ -166,12 +161,11 @@ async def _latency_summary(servers: str, records: list, emulators: RunningEmulat
             first[event["attribution_event_id"]] = (at, event)
     join = [at - produced[e["source_event_id"]] for at, e in first.values()
             if e["kind"] in JOINED and e["source_event_id"] in produced]  # fmt: skip
-    crm_kinds = {"friend_signed_up", *(kind.value for kind in ORDER_KINDS)}
     keyed = {
         "email": ((i, at) for i, (at, _) in first.items()),
         "analytics": ((i, at) for i, (at, _) in first.items()),
         "crm": ((e["friend"]["email"], at) for at, e in first.values()
-                if e["kind"] in crm_kinds and e["friend"] and e["friend"].get("email")),
+                if e["kind"] in CRM_KINDS and e["friend"] and e["friend"].get("email")),
     }  # fmt: skip
     logs = {"crm": emulators.hubspot.accept_log, "email": emulators.klaviyo.accept_log,
             "analytics": emulators.mixpanel.accept_log}  # fmt: skip

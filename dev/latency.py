@@ -13,7 +13,12 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
-__all__ = ["delivery_latencies", "percentile"]
+__all__ = ["CRM_KINDS", "JOINED", "delivery_latencies", "percentile"]
+
+JOINED = frozenset({"friend_signed_up", "referral_converted", "order_attributed", "order_refunded"})
+"""Kinds emitted when partners meet; the others wait out the pending TTL by design."""
+CRM_KINDS = JOINED
+"""Kinds the CRM sink upserts (the friend's contact)."""
 
 
 def percentile(values: Sequence[float], q: float) -> float:

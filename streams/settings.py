@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     batch_size: int = Field(2000, ge=1, alias="REFSTREAM_BATCH_SIZE")
     batch_linger_seconds: float = Field(0.05, gt=0, alias="REFSTREAM_BATCH_LINGER_SECONDS")
     commit_interval_seconds: float = Field(2.8, gt=0, alias="REFSTREAM_COMMIT_INTERVAL_SECONDS")
+    faust_sensor: bool = Field(True, alias="REFSTREAM_FAUST_SENSOR")
+    """Faust's own sensors (its Prometheus series); they cost about a quarter of the join's
+    throughput (README, performance), so a worker at its limit may turn them off."""
 
     signup_window_days: float = Field(30, gt=0, alias="ATTRIBUTION_SIGNUP_WINDOW_DAYS")
     order_window_days: float = Field(90, gt=0, alias="ATTRIBUTION_ORDER_WINDOW_DAYS")

@@ -10,6 +10,11 @@ requests fail with 500, whatever the rate), ``latency`` (seconds),
 ``rate_limit`` (answer 429 with ``Retry-After: retry_after`` to the next ``count`` requests),
 ``reject`` (record ids the vendor refuses as invalid). ``GET /_control/state`` reports what
 was accepted, deduplicated and refused.
+
+``limit`` (requests, seconds) makes the emulator enforce the vendor's own rate limit in a
+sliding window, answering 429 like the vendor and counting it in ``over_limit``: a sink
+that paces itself right never sees one. ``validate = False`` skips the OpenAPI checks
+(benchmarks of a sink's throughput measure the sink, not openapi-core).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import asyncio
 import json
 import random
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +84,10 @@ class Emulator:
         self.status_counts: dict[int, int] = {}
         self.duplicates = 0
         self.rejected: list[str] = []
+        self.limit: tuple[int, float] | None = None
+        self.over_limit = 0
+        self._window: deque[float] = deque()
+        self.validate = True
         self.accept_log: list[tuple[str, float]] = []
         """(record key, wall-clock time) of every write the vendor accepted (latency)."""
 
@@ -105,6 +115,7 @@ class Emulator:
             "response_violations": self.response_violations[-20:],
             "duplicates": self.duplicates,
             "rejected": self.rejected,
+            "over_limit": self.over_limit,
         }
 
     async def _endpoint(self, request: web.Request) -> web.Response:
@@ -133,7 +144,10 @@ class Emulator:
             return web.json_response({"message": "internal error"}, status=500)
         if not self.authorised(request):
             return web.json_response({"message": "authentication failed"}, status=401)
-        if self.openapi is None:
+        if self.limit and self._over_limit(*self.limit):
+            self.over_limit += 1
+            return self.rate_limited(str(self.limit[1]))
+        if self.openapi is None or not self.validate:
             return await self.handle(request, json.loads(raw))
         mock = MockRequest(
             HOST, request.method.lower(), request.path, args=dict(request.query),
@@ -147,6 +161,15 @@ class Emulator:
             return self.invalid(detail[:300])
         return await self.handle(request, json.loads(raw))
 
+    def _over_limit(self, requests: int, seconds: float) -> bool:
+        now = time.monotonic()
+        while self._window and self._window[0] <= now - seconds:
+            self._window.popleft()
+        if len(self._window) >= requests:
+            return True
+        self._window.append(now)
+        return False
+
     def rate_limited(self, retry_after: str) -> web.Response:
         return web.json_response(
             {"message": "rate limited"}, status=429, headers={"Retry-After": retry_after}
@@ -156,7 +179,7 @@ class Emulator:
         return web.json_response({"message": message}, status=400)
 
     def _check_response(self, request: web.Request, raw: bytes, response: web.Response) -> None:
-        if self.openapi is None or response.status in (401, 429, 500, 503):
+        if self.openapi is None or not self.validate or response.status in (401, 429, 500, 503):
             return  # fault answers: shaped like the vendors' but not in every spec
         mock_request = MockRequest(
             HOST, request.method.lower(), request.path, args=dict(request.query), data=raw,

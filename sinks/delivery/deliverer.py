@@ -22,12 +22,11 @@ import logging
 import random
 import time
 
-from aiolimiter import AsyncLimiter
-
 from sinks.base import Sink
 from sinks.batch import Batch, Item
 from sinks.delivery.breaker import CircuitBreaker
 from sinks.delivery.dlq import DeadLetters, Failure
+from sinks.delivery.window import SlidingWindowLimiter
 from sinks.errors import PermanentError, RateLimited, RetryableError
 from streams.metrics import (
     SINK_DELIVERED,
@@ -50,7 +49,7 @@ class Deliverer:
         self.policy = policy
         self.dead_letters = dead_letters
         self.breaker = CircuitBreaker(sink.name, policy.breaker_failures, policy.breaker_reset)
-        self.limiter = AsyncLimiter(policy.rate, policy.rate_period)
+        self.limiter = SlidingWindowLimiter(policy.rate, policy.rate_period)
         self.in_flight = asyncio.Semaphore(policy.max_in_flight)
         init_sink_series(sink.name)
 
@@ -81,7 +80,7 @@ class Deliverer:
         first_failed = last_failed = 0.0
         while True:
             await self.breaker.wait_closed()
-            async with self.limiter, self.in_flight:
+            async with self.in_flight, self.limiter:
                 started = time.monotonic()
                 try:
                     result = await self.sink.write(chunk)

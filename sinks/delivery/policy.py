@@ -14,7 +14,8 @@ class DeliveryPolicy:
     :param batch_size: records per vendor request (the vendor's batch limit; 1 = no batch).
     :param linger: seconds to wait for more records before sending a partial batch.
     :param max_in_flight: concurrent requests.
-    :param rate: requests allowed per ``rate_period`` seconds (token bucket).
+    :param rate: requests allowed in *any* window of ``rate_period`` seconds (vendors count
+        in sliding windows; see :mod:`sinks.delivery.window`).
     :param request_timeout: seconds for one HTTP request.
     :param max_attempts: tries of one request while the circuit is closed, then the DLQ.
     :param max_retry_seconds: time budget for those tries (circuit-open time not counted).

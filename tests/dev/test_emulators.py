@@ -46,3 +46,21 @@ async def test_faults_are_set_and_cleared_over_http():
             state = await response.json()
         assert state["status_counts"] == {"503": 1}
         assert emulators.mixpanel.faults.down is False
+
+
+async def test_the_vendor_rate_limit_is_enforced_in_a_sliding_window():
+    async with running_emulators() as emulators, aiohttp.ClientSession() as http:
+        hubspot = emulators.hubspot
+        hubspot.limit = (3, 60.0)
+        url = emulators.urls["hubspot"] + "/crm/v3/objects/contacts/batch/upsert"
+        headers = {"Authorization": f"Bearer {hubspot.token}", "Content-Type": "application/json"}
+        statuses = []
+        for n in range(5):
+            body = {"inputs": [{"idProperty": "email", "id": f"{n}@b.io", "properties": {}}]}
+            async with http.post(url, data=orjson.dumps(body), headers=headers) as response:
+                statuses.append(response.status)
+                retry_after = response.headers.get("Retry-After")
+        assert statuses == [200, 200, 200, 429, 429]
+        assert retry_after == "60.0"
+        assert hubspot.over_limit == 2
+        assert len(hubspot.contacts) == 3

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from dev.broker import EmbeddedBroker
+from dev.emulators import running_emulators
 from dev.kafka_io import create_topics
 from dev.worker import WorkerProcess
 
@@ -116,6 +117,23 @@ async def pipeline(kafka: Kafka, tmp_path: Path, request: pytest.FixtureRequest)
     if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
         for worker in pipeline.workers:
             print(f"--- {worker.log_path} ---\n{worker.tail(80)}")
+
+
+@pytest.fixture
+async def emulators():
+    async with running_emulators() as running:
+        yield running
+
+
+@pytest.fixture
+def sink_pipeline(pipeline, emulators):
+    """A pipeline with the three vendor sinks enabled against the emulators."""
+    pipeline.env |= {
+        "REFSTREAM_SINKS": "crm,email,analytics",
+        "REFSTREAM_TOPIC_DLQ_SINK_PREFIX": f"dlq-{pipeline.topics['attributions']}-",
+        **emulators.env(),
+    }
+    return pipeline
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -10,7 +10,6 @@ import time
 import orjson
 import pytest
 
-from dev.emulators import running_emulators
 from dev.expectations import expected_vendor_state as _expected
 from dev.expectations import vendor_state
 from dev.generator import Workload
@@ -35,22 +34,6 @@ FAMILIES = (
     "refstream_consumer_lag", "refstream_faust_messages_received_total",
     "refstream_faust_events_runtime_ms_bucket", "refstream_faust_table_operations_total",
 )  # fmt: skip
-
-
-@pytest.fixture
-async def emulators():
-    async with running_emulators() as running:
-        yield running
-
-
-@pytest.fixture
-def sink_pipeline(pipeline, emulators):
-    pipeline.env |= {
-        "REFSTREAM_SINKS": ",".join(SINKS),
-        "REFSTREAM_TOPIC_DLQ_SINK_PREFIX": f"dlq-{pipeline.topics['attributions']}-",
-        **emulators.env(),
-    }
-    return pipeline
 
 
 def expected_vendor_state(expected) -> dict:

@@ -1,0 +1,482 @@
+"""``make bench``: throughput, latency, state and scale-out figures measured in one run.
+
+Everything runs on this machine against one embedded broker, so that ratios between the
+figures hold even when absolute numbers move with the machine's load. Prints a table and
+writes ``bench-results.json``. Sections can be picked: ``python -m bench --only join``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from bench import kafka
+from dev.broker import EmbeddedBroker, free_port
+from dev.emulators import running_emulators
+from dev.generator import Workload
+from dev.kafka_io import read_topic
+from dev.latency import CRM_KINDS, JOINED, delivery_latencies, percentile
+from dev.worker import WorkerProcess
+
+ROOT = Path(__file__).parents[1]
+
+
+class Bench:
+    def __init__(self, servers: str, workdir: Path, events: int, referrals: int) -> None:
+        self.servers = servers
+        self.workdir = workdir
+        self.events = events
+        self.referrals = referrals
+        self.results: dict[str, object] = {}
+        self._workload: Workload | None = None
+
+    def name(self, prefix: str) -> str:
+        return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+    def workload(self) -> Workload:
+        """Phase 1 of enough generated journeys for ``events`` records (no invalid ones:
+        the join's input rate is what is measured)."""
+        if self._workload is None:
+            journeys = max(10, int(self.events / 2.6))
+            self._workload = Workload.build(journeys=journeys, seed=99, invalid=0)
+        return self._workload
+
+    def keyed_records(self) -> list[tuple[bytes | None, bytes]]:
+        """The workload's events keyed by referral (by customer when they name none)."""
+        out = []
+        for record in self.workload().phase1:
+            event = orjson.loads(record.value)
+            key = event.get("referral_id") or event.get("customer", {}).get("id")
+            out.append((str(key).encode(), record.value))
+        return out
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": self.servers,
+            "REFSTREAM_BROKER_COMPAT": os.environ.get("BENCH_BROKER_COMPAT", "tansu"),
+            "REFSTREAM_SINKS": "",
+            "REFSTREAM_PARTITIONS": "8",
+            **extra,
+        }
+
+    def subprocess_result(self, args: list[str], env: dict[str, str], timeout: float) -> dict:
+        """Run a benchmark process until it writes its result file."""
+        result = self.workdir / f"{uuid.uuid4().hex}.json"
+        log = (self.workdir / f"{args[2]}.log").open("ab")
+        process = subprocess.Popen(
+            args, env={**os.environ, **env, "BENCH_RESULT": str(result), "PYTHONPATH": str(ROOT)},
+            cwd=self.workdir,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + timeout
+            while not result.exists():
+                if process.poll() is not None:
+                    raise RuntimeError(f"{args} exited {process.returncode}; see {log.name}")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{args}: no result after {timeout}s; see {log.name}")
+                time.sleep(0.2)
+            time.sleep(0.1)
+            return orjson.loads(result.read_bytes())
+        finally:
+            process.kill()
+            process.wait()
+
+
+async def limits_and_peer(bench: Bench) -> None:
+    """Raw aiokafka produce and consume, Faust's floor and Quix Streams on the same records."""
+    records = bench.keyed_records()
+    topic = bench.name("bench-keyed")
+    await kafka.create(bench.servers, [topic], partitions=8)
+    bench.results["raw_produce_events_per_s"] = await kafka.produce_all(
+        bench.servers, lambda _: topic, records
+    )
+    bench.results["raw_consume_events_per_s"] = await kafka.raw_consume_rate(
+        bench.servers, topic, len(records)
+    )
+    env = bench.env(BENCH_TOPIC=topic, BENCH_COUNT=str(len(records)),
+                    REFSTREAM_APP_ID=bench.name("floor"))  # fmt: skip
+    env |= {"REFSTREAM_WEB_HOST": "127.0.0.1", "REFSTREAM_WEB_PORT": str(free_port())}
+    floor = await asyncio.to_thread(
+        bench.subprocess_result,
+        [sys.executable, "-m", "bench.floor", "worker", "-l", "warn"], env, 600,
+    )  # fmt: skip
+    bench.results["faust_floor_events_per_s"] = floor["count"] / (floor["last"] - floor["first"])
+    output = bench.name("bench-quix-out")
+    await kafka.create(bench.servers, [output], partitions=8)
+    quix = await asyncio.to_thread(
+        bench.subprocess_result,
+        [sys.executable, "-m", "bench.quix_reference"],
+        {**env, "BENCH_OUTPUT": output}, 600,
+    )  # fmt: skip
+    bench.results["quix_events_per_s"] = quix["count"] / (quix["last"] - quix["first"])
+    bench.results["bench_records"] = len(records)
+
+
+async def preload_journeys(bench: Bench, partitions: int = 8) -> tuple[dict[str, str], int, int]:
+    """Phase 1 of the workload onto fresh input topics; returns the topics, the number of
+    records and the number of attributions they must produce."""
+    workload = bench.workload()
+    records = workload.phase1
+    want = len(workload.expected(phases=1).emitted)
+    run = uuid.uuid4().hex[:6]
+    topics = {name: f"{name}-{run}" for name in ("referrals", "signups", "orders")}
+    await kafka.create(bench.servers, list(topics.values()), partitions=partitions)
+    await kafka.produce_all(
+        bench.servers, lambda i: topics[records[i].topic], [(r.key, r.value) for r in records]
+    )
+    return topics, len(records), want
+
+
+def join_env(bench: Bench, topics: dict[str, str], **extra: str) -> dict[str, str]:
+    run = uuid.uuid4().hex[:6]
+    return bench.env(
+        REFSTREAM_APP_ID=f"bench-join-{run}", PENDING_TTL_SECONDS="3600",
+        REFSTREAM_TOPIC_ATTRIBUTIONS=f"attributions-{run}",
+        **{f"REFSTREAM_TOPIC_{n.upper()}": t for n, t in topics.items()},
+        **{f"REFSTREAM_TOPIC_BY_{s}": f"join-by-{s.lower()}-{run}"
+           for s in ("REFERRAL", "CUSTOMER", "EMAIL")},
+        REFSTREAM_TOPIC_DLQ_INVALID=f"dlq-{run}", **extra,
+    )  # fmt: skip
+
+
+async def run_join(bench: Bench, workers: int = 1, **extra: str) -> float:
+    """Pre-loaded backlog → ``workers`` workers → input events/s until every attribution is
+    out: from the moment all workers are ready to the last attribution's ``emitted_at``
+    (outputs are counted, end offsets are never trusted)."""
+    topics, count, want = await preload_journeys(bench)
+    env = join_env(bench, topics, **extra)
+    processes = [WorkerProcess(env, bench.workdir, f"join-{uuid.uuid4().hex[:6]}").start()
+                 for _ in range(workers)]  # fmt: skip
+    try:
+        await asyncio.gather(*(asyncio.to_thread(w.wait_ready, 120) for w in processes))
+        started = time.time()
+        if profile := os.environ.get("BENCH_PROFILE"):  # py-spy collapsed stacks of a worker
+            pid = str(processes[0].process.pid)
+            spy = ["py-spy", "record", "-p", pid, "-r", "50", "-f", "raw", "-o", profile]
+            subprocess.Popen([*spy, "-d", "20", "--nonblocking"])
+        out, _, _, _ = await kafka.consume_count(
+            bench.servers, env["REFSTREAM_TOPIC_ATTRIBUTIONS"], want,
+            key=lambda r: orjson.loads(r.value)["attribution_event_id"],
+        )  # fmt: skip
+        emitted = [datetime.fromisoformat(orjson.loads(r.value)["emitted_at"]) for r in out]
+        finished = max(emitted).timestamp()
+    finally:
+        for worker in processes:
+            worker.stop()
+    bench.results.setdefault("join_input_events", count)
+    bench.results.setdefault("join_attributions", want)
+    return count / (finished - started)
+
+
+async def join_throughput(bench: Bench) -> None:
+    """One worker (RocksDB), with Faust's sensors off (the throughput setting) and on."""
+    off = {"REFSTREAM_STORE": "rocksdb://", "REFSTREAM_FAUST_SENSOR": "false"}
+    bench.results["join_events_per_s"] = await run_join(bench, **off)
+    on = {**off, "REFSTREAM_FAUST_SENSOR": "true"}
+    bench.results["join_events_per_s_faust_sensor_on"] = await run_join(bench, **on)
+
+
+async def scale_out(bench: Bench) -> None:
+    """Two workers in one group on 8-partition topics against one, on the same backlog."""
+    settings = {"REFSTREAM_STORE": "rocksdb://", "REFSTREAM_FAUST_SENSOR": "false"}
+    one = await run_join(bench, workers=1, **settings)
+    two = await run_join(bench, workers=2, **settings)
+    bench.results["scale_one_worker_events_per_s"] = one
+    bench.results["scale_two_workers_events_per_s"] = two
+    bench.results["scale_two_workers_ratio"] = two / one
+
+
+async def preload_attributions(bench: Bench) -> tuple[str, int]:
+    """The workload's attribution events, as the join emits them, on a fresh topic."""
+    now = datetime.now(UTC)
+    events = bench.workload().expected(phases=1).emitted
+    records = [
+        ((e.referral_id or "").encode() or None,
+         e.model_copy(update={"emitted_at": now}).model_dump_json().encode())
+        for e in events
+    ]  # fmt: skip
+    topic = bench.name("bench-attributions")
+    await kafka.create(bench.servers, [topic], partitions=8)
+    await kafka.produce_all(bench.servers, lambda _: topic, records)
+    return topic, len(records)
+
+
+def sink_env(bench: Bench, emulators, sink: str, topic: str) -> dict[str, str]:
+    run = uuid.uuid4().hex[:6]
+    return bench.env(
+        REFSTREAM_APP_ID=f"bench-sink-{run}", REFSTREAM_SINKS=sink,
+        REFSTREAM_TOPIC_ATTRIBUTIONS=topic, REFSTREAM_FAUST_SENSOR="false",
+        **{f"REFSTREAM_TOPIC_{n}": f"{n.lower()}-{run}"
+           for n in ("REFERRALS", "SIGNUPS", "ORDERS", "BY_REFERRAL", "BY_CUSTOMER", "BY_EMAIL")},
+        REFSTREAM_TOPIC_DLQ_SINK_PREFIX=f"dlq-{run}-", **emulators.env(),
+    )  # fmt: skip
+
+
+async def sink_throughput(bench: Bench) -> None:
+    """Mixpanel alone against its emulator (no OpenAPI checks: the sink is measured), then
+    HubSpot against an emulator enforcing 100 requests / 10 s in a sliding window."""
+    topic, count = await preload_attributions(bench)
+    async with running_emulators() as emulators:
+        emulators.mixpanel.validate = False
+        worker = WorkerProcess(sink_env(bench, emulators, "analytics", topic), bench.workdir,
+                               "sink-analytics").start()  # fmt: skip
+        try:
+            deadline = time.monotonic() + 600
+            while len(emulators.mixpanel.accept_log) < count and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+        finally:
+            worker.stop()
+        times = [at for _, at in emulators.mixpanel.accept_log]
+        bench.results["mixpanel_events"] = len(times)
+        bench.results["mixpanel_events_per_s"] = len(times) / (max(times) - min(times))
+
+        hubspot, window = emulators.hubspot, 30.0
+        hubspot.limit = (100, 10.0)
+        hubspot.validate = False  # openapi-core would be the bottleneck, not the sink
+        worker = WorkerProcess(sink_env(bench, emulators, "crm", topic), bench.workdir,
+                               "sink-crm").start()  # fmt: skip
+        try:
+            while not hubspot.status_counts:
+                await asyncio.sleep(0.05)
+            before = hubspot.status_counts.get(200, 0) + hubspot.status_counts.get(207, 0)
+            await asyncio.sleep(window)
+            after = hubspot.status_counts.get(200, 0) + hubspot.status_counts.get(207, 0)
+        finally:
+            worker.stop()
+        bench.results["hubspot_requests_in_window"] = after - before
+        bench.results["hubspot_rate_fraction"] = (after - before) / (100 * window / 10)
+        bench.results["hubspot_self_429s"] = hubspot.over_limit
+
+
+async def latency(bench: Bench) -> None:
+    """At the 1,000 events/s asked for, and at 100 events/s, which Klaviyo's documented
+    55 requests/s (one event per request) can follow."""
+    await latency_at(bench, 1000, 60, "")
+    await latency_at(bench, 100, 60, "_at_100_per_s")
+
+
+async def latency_at(bench: Bench, rate: int, seconds: int, suffix: str) -> None:
+    """A steady ``rate`` events/s for ``seconds`` through one worker with every sink on the
+    emulators: signup sent → Klaviyo accepted, input → attribution, attribution → vendor."""
+    workload = Workload.build(journeys=int(rate * seconds / 2.75) + 10, seed=7, invalid=0)
+    records = workload.phase1[: rate * seconds]
+    run = uuid.uuid4().hex[:6]
+    topics = {name: f"{name}-lat-{run}" for name in ("referrals", "signups", "orders")}
+    await kafka.create(bench.servers, list(topics.values()), partitions=8)
+    sent_at: dict[str, float] = {}
+    async with running_emulators() as emulators:
+        for emulator in (emulators.hubspot, emulators.klaviyo, emulators.mixpanel):
+            emulator.validate = False  # keep the bench process light; requests are measured
+        env = join_env(
+            bench, topics, REFSTREAM_SINKS="crm,email,analytics", REFSTREAM_FAUST_SENSOR="false",
+            REFSTREAM_TOPIC_DLQ_SINK_PREFIX=f"dlq-lat-{run}-", **emulators.env(),
+        )  # fmt: skip
+        worker = WorkerProcess(env, bench.workdir, f"latency-{run}").start()
+        try:
+            await asyncio.to_thread(worker.wait_ready, 120)
+            await kafka.produce_paced(
+                bench.servers, [(topics[r.topic], r.key, r.value) for r in records], rate,
+                on_sent=lambda value, at: sent_at.setdefault(orjson.loads(value)["event_id"], at),
+            )  # fmt: skip
+            await asyncio.sleep(10)  # what is still queued after that is a latency outlier
+            attributions = env["REFSTREAM_TOPIC_ATTRIBUTIONS"]
+            out = await read_topic(bench.servers, attributions, idle=1.0, timeout=60)
+        finally:
+            worker.stop()
+        events = {}
+        for record in out:
+            event = orjson.loads(record.value)
+            events.setdefault(event["attribution_event_id"], event)
+        emitted = {
+            i: datetime.fromisoformat(e["emitted_at"]).timestamp() for i, e in events.items()
+        }
+        join = [emitted[i] - sent_at[e["source_event_id"]] for i, e in events.items()
+                if e["kind"] in JOINED and e["source_event_id"] in sent_at]  # fmt: skip
+        signups = [
+            (i, sent_at[e["source_event_id"]]) for i, e in events.items()
+            if e["kind"] == "friend_signed_up" and e["source_event_id"] in sent_at
+        ]  # fmt: skip
+        to_klaviyo = delivery_latencies(signups, emulators.klaviyo.accept_log)
+        results = {
+            "p50_s": percentile(to_klaviyo, 50),
+            "p99_s": percentile(to_klaviyo, 99),
+            "signups_delivered_fraction": len(to_klaviyo) / max(len(signups), 1),
+            "join_p50_s": percentile(join, 50),
+            "join_p99_s": percentile(join, 99),
+        }
+        crm = [(e["friend"]["email"], emitted[i]) for i, e in events.items()
+               if e["kind"] in CRM_KINDS and (e.get("friend") or {}).get("email")]  # fmt: skip
+        keyed = {"crm": (crm, emulators.hubspot), "analytics":
+                 (list(emitted.items()), emulators.mixpanel),
+                 "email": (list(emitted.items()), emulators.klaviyo)}  # fmt: skip
+        for sink, (pairs, emulator) in keyed.items():
+            values = delivery_latencies(pairs, emulator.accept_log)
+            results[f"{sink}_p50_s"] = percentile(values, 50)
+            results[f"{sink}_p99_s"] = percentile(values, 99)
+        for key, value in results.items():
+            name, unit = key.rsplit("_", 1) if key.endswith("_s") else (key, "")
+            bench.results[f"latency_{name}{suffix}{'_' + unit if unit else ''}"] = value
+
+
+def referral_records(count: int) -> list[tuple[bytes, bytes]]:
+    """``count`` distinct referral.created events (one advocate per 8 referrals)."""
+    records = []
+    for n in range(count):
+        advocate = f"adv_s{n // 8:07d}"
+        event = {
+            "event_id": f"evt_s{n:08d}", "type": "referral.created",
+            "referral_id": f"ref_s{n:08d}", "occurred_at": "2026-10-01T12:00:00Z",
+            "advocate": {"id": advocate, "email": f"{advocate}@example.com",
+                         "first_name": "Ada", "last_name": "Berg"},
+            "friend_email": f"friend.s{n:08d}@example.com", "campaign_id": "spring",
+        }  # fmt: skip
+        records.append((event["referral_id"].encode(), orjson.dumps(event)))
+    return records
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _du_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1024**2
+
+
+def _accepted(worker: WorkerProcess) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    _, body = worker.get("/metrics")
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(body.decode())
+        for sample in family.samples
+        if sample.name == "refstream_events_total" and sample.labels["outcome"] == "accepted"
+    )
+
+
+async def state(bench: Bench) -> None:
+    """``--referrals`` referrals in the RocksDB tables: disk and RSS of the worker, then the
+    time from start to ``/readyz`` 200 with local state present and with none (rebuilt from
+    the changelogs)."""
+    count = bench.referrals
+    run = uuid.uuid4().hex[:6]
+    topics = {name: f"{name}-state-{run}" for name in ("referrals", "signups", "orders")}
+    await kafka.create(bench.servers, list(topics.values()), partitions=8)
+    await kafka.produce_all(bench.servers, lambda _: topics["referrals"], referral_records(count))
+    env = join_env(bench, topics, REFSTREAM_STORE="rocksdb://", REFSTREAM_FAUST_SENSOR="false")
+    name = f"state-{run}"
+    worker = WorkerProcess(env, bench.workdir, name).start()
+    try:
+        await asyncio.to_thread(worker.wait_ready, 120)
+        started = time.monotonic()
+        sample = [f"/attributions/ref_s{n:08d}" for n in range(count - 1, -1, -(count // 50))]
+        while _accepted(worker) < count or any(worker.get(p)[0] != 200 for p in sample):
+            await asyncio.sleep(2)
+        bench.results["state_load_events_per_s"] = count / (time.monotonic() - started)
+        bench.results["state_referrals"] = count
+        bench.results["rss_mb_1m_referrals"] = _rss_mb(worker.process.pid)
+        await asyncio.sleep(10)  # the last offsets get committed
+    finally:
+        worker.stop(timeout=120)
+    data = bench.workdir / f"{name}-data"
+    bench.results["state_disk_mb"] = _du_mb(data)
+    for label, wipe in (("local_state", False), ("from_changelog", True)):
+        if wipe:
+            shutil.rmtree(data)
+        began = time.monotonic()
+        worker = WorkerProcess(env, bench.workdir, name).start()
+        try:
+            await asyncio.to_thread(worker.wait_ready, 900)
+            bench.results[f"ready_seconds_{label}"] = time.monotonic() - began
+            status, _ = worker.get(f"/attributions/ref_s{count // 2:08d}")
+            assert status == 200, f"state lost ({label})"
+            bench.results[f"rss_mb_after_ready_{label}"] = _rss_mb(worker.process.pid)
+        finally:
+            worker.stop(timeout=120)
+
+
+def ratios(results: dict) -> None:
+    join = results.get("join_events_per_s")
+    for name, base in (("floor", "faust_floor_events_per_s"), ("quix", "quix_events_per_s"),
+                       ("raw", "raw_consume_events_per_s")):  # fmt: skip
+        if join and results.get(base):
+            results[f"join_vs_{name}_ratio"] = join / results[base]
+
+
+SECTIONS: dict[str, Callable[[Bench], Awaitable[None]]] = {
+    "limits": limits_and_peer,
+    "join": join_throughput,
+    "scale": scale_out,
+    "sinks": sink_throughput,
+    "latency": latency,
+    "state": state,
+}
+
+
+def table(results: dict) -> str:
+    width = max(len(k) for k in results)
+    lines = []
+    for key, value in results.items():
+        shown = (
+            f"{value:,.3f}"
+            if isinstance(value, float) and value < 10
+            else (f"{value:,.0f}" if isinstance(value, float) else str(value))
+        )
+        lines.append(f"  {key:<{width}}  {shown:>14}")
+    return "\n".join(lines)
+
+
+async def main_async(args: argparse.Namespace) -> dict:
+    workdir = Path(tempfile.mkdtemp(prefix="refstream-bench-"))
+    print(f"refstream bench: {args.events:,} events; logs in {workdir}", flush=True)
+    with EmbeddedBroker(log_path=workdir / "broker.log") as broker:
+        bench = Bench(broker.bootstrap_servers, workdir, args.events, args.referrals)
+        for name in args.only or SECTIONS:
+            started = time.monotonic()
+            print(f"- {name} ...", flush=True)
+            await SECTIONS[name](bench)
+            print(f"  done in {time.monotonic() - started:.0f}s", flush=True)
+    results = bench.results
+    ratios(results)
+    results["machine"] = (
+        f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}"
+    )
+    results["timestamp"] = datetime.now(UTC).isoformat(timespec="seconds")
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--referrals", type=int, default=1_000_000)
+    parser.add_argument("--only", nargs="*", choices=list(SECTIONS))
+    parser.add_argument("--output", type=Path, default=ROOT / "bench-results.json")
+    args = parser.parse_args()
+    results = asyncio.run(main_async(args))
+    print(table(results))
+    if args.output:
+        previous = json.loads(args.output.read_text()) if args.output.exists() else {}
+        args.output.write_text(json.dumps({**previous, **results}, indent=2) + "\n")
+        print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
