@@ -22,6 +22,7 @@ from sinks.batch import Batch, Item
 from sinks.delivery.deliverer import Deliverer
 from sinks.delivery.dlq import DeadLetters, Failure
 from sinks.registry import build_sinks
+from streams import tansu as tansu_compat
 from streams.app import app, settings
 from streams.lag import CONSUMER_LAG, Offsets
 from streams.settings import BrokerCompat
@@ -71,6 +72,7 @@ class SinkConsumer:
             max_poll_interval_ms=30 * 60 * 1000,  # an open circuit may hold a batch this long
             session_timeout_ms=6000 if tansu else 10000,
             heartbeat_interval_ms=1000 if tansu else 3000,
+            fetch_max_wait_ms=tansu_compat.FETCH_MAX_WAIT_MS if tansu else 500,
         )
 
     async def run(self) -> None:
