@@ -10,10 +10,10 @@ import logging
 
 from faust.types import EventT, StreamT
 
-from agents.outbox import Outbox
+from agents.outbox import Outbox, crash_on_error
 from agents.rules import route
 from schemas.events import InvalidEvent, parse_event
-from streams.app import app, settings
+from streams.app import app, producer, settings
 from streams.metrics import EVENTS
 from streams.topics import STAGE_TOPICS, inputs
 
@@ -53,7 +53,7 @@ async def ingest_batch(events: list[EventT], outbox: Outbox) -> None:
                 "invalid event dead-lettered reason=%s topic=%s partition=%s offset=%s",
                 exc.reason, record.topic, record.partition, record.offset,
             )  # fmt: skip
-            await outbox.send(
+            outbox.send(
                 _t.dlq_invalid,
                 record.key,
                 record.value or b"",
@@ -63,17 +63,13 @@ async def ingest_batch(events: list[EventT], outbox: Outbox) -> None:
         EVENTS.labels(record.topic, "accepted").inc()
         value = parsed.model_dump_json().encode()
         for forward in route(parsed):
-            await outbox.send(
-                STAGE_TOPICS[forward.stage],
-                forward.key.encode(),
-                value,
-                timestamp=record.timestamp,
-            )
+            outbox.forward(forward.stage, forward.key, value, record.timestamp)
     await outbox.flush()
 
 
 @app.agent(inputs, concurrency=1)
 async def ingest(stream: StreamT) -> None:
-    outbox = Outbox(app.producer, settings.topics, STAGE_TOPICS)
+    outbox = Outbox(producer, settings.topics, STAGE_TOPICS)
     async for events in stream.take_events(settings.batch_size, settings.batch_linger_seconds):
-        await ingest_batch(events, outbox)
+        async with crash_on_error(app):
+            await ingest_batch(events, outbox)

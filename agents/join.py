@@ -3,26 +3,25 @@ step functions of :mod:`agents.rules`.
 
 Per batch (``take_events``) a stage reads each key's state once, applies that key's
 messages in order, sends every output and waits for the broker's acknowledgement, and only
-then writes each touched key once. Held events are released by ``expire`` ticks that a
-timer sends through the stage's own topic, so the agent stays the table's only writer.
+then writes each touched key once (changelog first, then the store). Held events are
+released by ``expire`` ticks that a timer sends through the stage's own topic, so the agent
+stays the table's only writer.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import weakref
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
-import faust.streams
 import orjson
 from faust.types import EventT, StreamT
 from pydantic import BaseModel
 
+from agents import envelopes
 from agents.ingest import dlq_headers
-from agents.outbox import Outbox
+from agents.outbox import Outbox, crash_on_error
 from agents.rules import (
     Expire,
     JoinRules,
@@ -36,7 +35,7 @@ from agents.state import Claim, CustomerState, EmailState, ReferralState
 from schemas.attribution import AttributionEvent
 from schemas.events import OrderCompleted, OrderRefunded, ReferralCreated, SignupCompleted
 from streams import tables
-from streams.app import app, settings
+from streams.app import app, producer, settings
 from streams.metrics import DROPPED, EVENTS, PENDING
 from streams.tables import DurableTable
 from streams.topics import STAGE_TOPICS, by_customer, by_email, by_referral
@@ -63,30 +62,15 @@ EXPIRE = b'{"type":"expire"}'
 _NOTHING_HELD = b'"held":[]'
 
 
-def decode_message(event: EventT) -> Any:
-    record = event.message
-    if record.topic == _t.attributions:
-        return AttributionEvent.model_validate_json(record.value)
-    data = orjson.loads(record.value)
+def decode_message(data: dict[str, Any]) -> Any:
+    """An envelope entry's message: an input event, a claim, an expire tick, or an
+    attribution event folded back into the referral stage (the one kind without a type)."""
     kind = data.get("type")
+    if kind is None:
+        return AttributionEvent.model_validate(data)
     if kind == "expire":
         return Expire()
     return _MESSAGES[kind].model_validate(data)
-
-
-@contextmanager
-def event_context(event: EventT) -> Iterator[None]:
-    """Make ``event`` Faust's current event while writing its key.
-
-    Outside ``async for event in stream`` Faust has no current event, yet its RocksDB store
-    files a write under the current event's partition and the changelog record goes there
-    too. Every message of one key arrives on that key's partition, so any of them will do.
-    """
-    token = faust.streams._current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        faust.streams._current_event.reset(token)
 
 
 class JoinStage:
@@ -112,33 +96,42 @@ class JoinStage:
 
     async def process(self, events: list[EventT], outbox: Outbox) -> None:
         now = time.time()
-        groups: dict[bytes, list[EventT]] = {}
+        groups: dict[str, list[tuple[dict[str, Any], EventT]]] = {}
         for event in events:
-            key = event.message.key
-            if key is not None:  # attribution events with no referral are not ours
-                groups.setdefault(key, []).append(event)
-        writes = []
-        for raw_key, group in groups.items():
-            key = raw_key.decode()
-            stored = self.table.get(raw_key)
+            try:
+                entries = envelopes.unpack(event.message.value)
+            except ValueError as exc:  # a bad record never escapes the agent
+                self._dead_letter(event, event.message.value, exc, outbox)
+                continue
+            for entry in entries:
+                key = entry.get("k") if isinstance(entry, dict) else None
+                if isinstance(key, str):
+                    groups.setdefault(key, []).append((entry, event))
+                else:
+                    self._dead_letter(event, orjson.dumps(entry), ValueError("no key"), outbox)
+        writes: list[tuple[bytes, bytes, int]] = []
+        states: dict[str, Any] = {}
+        for key, group in groups.items():
+            raw_key = key.encode()
+            stored = self.table.read(raw_key)
             state = self.state_type.model_validate_json(stored) if stored is not None else None
-            for event in group:
+            for entry, event in group:
                 try:
-                    message = decode_message(event)
-                except Exception as exc:  # a bad record never escapes the agent
-                    await self._dead_letter(event, exc, outbox)
+                    message = decode_message(entry["m"])
+                except Exception as exc:  # a bad message never escapes the agent
+                    self._dead_letter(event, orjson.dumps(entry), exc, outbox)
                     continue
                 state, result = self.step(state, message, key, now, self.rules)
                 self._count(message, result)
-                await outbox.emit(result, event.message.timestamp)
+                outbox.emit(result, entry.get("ts"))
             if state is not None:
-                writes.append((raw_key, key, state, group[-1]))
-        await outbox.flush()
-        for raw_key, key, state, event in writes:
-            with event_context(event):
-                self.table[raw_key] = state.model_dump_json().encode()
+                states[key] = state
+                partition = group[0][1].message.partition  # the key's; the changelog's too
+                writes.append((raw_key, state.model_dump_json().encode(), partition))
+        await outbox.flush()  # outputs first: a crash may repeat them, never lose them
+        await self.table.write(producer, writes)  # durable before take_events acks the batch
+        for key, state in states.items():
             self._track(key, state)
-        await self.table.written()  # durable before take_events acks this batch
         PENDING.set(sum(sum(s.held.values()) for s in STAGES.values()))
 
     async def sweep(self, outbox: Outbox) -> None:
@@ -150,7 +143,7 @@ class JoinStage:
         due = [key for key, deadline in self.deadlines.items() if deadline <= now]
         for key in due:
             del self.deadlines[key]
-            await outbox.send(STAGE_TOPICS[self.stage], key.encode(), EXPIRE)
+            outbox.forward(self.stage, key, EXPIRE, now)  # latency counts from the tick
         await outbox.flush()
 
     def _scan(self) -> None:
@@ -185,17 +178,19 @@ class JoinStage:
         for reason in result.dropped:
             DROPPED.labels(reason).inc()
 
-    async def _dead_letter(self, event: EventT, exc: Exception, outbox: Outbox) -> None:
+    def _dead_letter(
+        self, event: EventT, value: bytes | None, exc: Exception, outbox: Outbox
+    ) -> None:
         record = event.message
         log.error(
             "undecodable join message dead-lettered stage=%s topic=%s partition=%s offset=%s "
             "error=%s", self.stage, record.topic, record.partition, record.offset,
             type(exc).__name__,
         )  # fmt: skip
-        await outbox.send(
+        outbox.send(
             _t.dlq_invalid,
             record.key,
-            record.value or b"",
+            value or b"",
             headers=dlq_headers("internal_decode_error", type(exc).__name__, event),
         )
 
@@ -212,13 +207,14 @@ STAGES: dict[Stage, JoinStage] = {
 
 
 def _outbox() -> Outbox:
-    return Outbox(app.producer, settings.topics, STAGE_TOPICS)
+    return Outbox(producer, settings.topics, STAGE_TOPICS)
 
 
 async def _run(stage: JoinStage, stream: StreamT) -> None:
     outbox = _outbox()
     async for events in stream.take_events(settings.batch_size, settings.batch_linger_seconds):
-        await stage.process(events, outbox)
+        async with crash_on_error(app):
+            await stage.process(events, outbox)
 
 
 @app.agent(by_referral, concurrency=1)

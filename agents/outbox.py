@@ -1,37 +1,60 @@
-"""One batch's output: sends to the broker and waits until every record is acknowledged.
+"""One batch's output: collected while the batch is processed, sent at once, acknowledged.
 
 Ordering matters for at-least-once: a stage awaits :meth:`Outbox.flush` *before* it writes
 its table, so a crash can repeat outputs (same ids, same content) but never lose them.
+Messages to stages travel in envelopes (:mod:`agents.envelopes`), one per partition.
 """
 
 from __future__ import annotations
 
-import asyncio
+import logging
 import time
-from collections.abc import Awaitable, Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
-from faust.types import ProducerT
+from faust.types import AppT
 
-from agents.rules import StepResult
+from agents import envelopes
+from agents.rules import Stage, StepResult
 from schemas.attribution import AttributionEvent
 from streams.metrics import ATTRIBUTION_LATENCY, ATTRIBUTIONS
+from streams.producer import BatchProducer, Headers, OutRecord
 from streams.settings import Topics
 from streams.topics import ensure_topic
 
-__all__ = ["Outbox"]
+__all__ = ["Outbox", "crash_on_error"]
 
-Headers = list[tuple[str, bytes]]
+log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def crash_on_error(app: AppT) -> AsyncIterator[None]:
+    """Stop the worker if a batch fails unexpectedly.
+
+    Faust would restart the agent, but the failed batch's records stay unacknowledged behind
+    the consumer's position: nothing would read them again, and the commit could never pass
+    them. A restarted worker reads them again from the committed offsets.
+    """
+    try:
+        yield
+    except Exception as exc:
+        log.exception("batch failed; stopping the worker error=%s", type(exc).__name__)
+        await app.crash(exc)
+        raise
 
 
 class Outbox:
-    def __init__(self, producer: ProducerT, topics: Topics, stage_topics: dict[str, str]) -> None:
+    def __init__(
+        self, producer: BatchProducer, topics: Topics, stage_topics: dict[str, str]
+    ) -> None:
         self._producer = producer
         self._topics = topics
         self._stage_topics = stage_topics
-        self._pending: list[Awaitable] = []
+        self._records: list[OutRecord] = []
+        self._entries: dict[str, list[tuple[bytes, bytes]]] = {}
 
-    async def send(
+    def send(
         self,
         topic: str,
         key: bytes | None,
@@ -40,39 +63,56 @@ class Outbox:
         timestamp: float | None = None,
         headers: Headers | None = None,
     ) -> None:
-        await ensure_topic(topic)
-        self._pending.append(await self._producer.send(topic, key, value, None, timestamp, headers))
+        """Queue one record for a topic outside the join (attributions, dead letters)."""
+        self._records.append(OutRecord(topic, key, value, timestamp, headers))
 
-    async def emit(self, result: StepResult, source_timestamp: float | None) -> None:
-        """Send a step's forwards and attribution events; ``source_timestamp`` is the input
+    def forward(self, stage: str, key: str, message: bytes, timestamp: float | None) -> None:
+        """Queue a message (JSON) for ``stage``'s ``key``."""
+        queued = self._entries.setdefault(self._stage_topics[stage], [])
+        queued.append((key.encode(), envelopes.entry(key, message, timestamp)))
+
+    def emit(self, result: StepResult, source_timestamp: float | None) -> None:
+        """Queue a step's forwards and attribution events; ``source_timestamp`` is the input
         record's time, carried along so latency is measured from the producer's record."""
         for forward in result.forwards:
-            await self.send(
-                self._stage_topics[forward.stage],
-                forward.key.encode(),
-                forward.message.model_dump_json().encode(),
-                timestamp=source_timestamp,
-            )
+            message = forward.message.model_dump_json().encode()
+            self.forward(forward.stage, forward.key, message, source_timestamp)
         if result.attributions:
-            await self.attributions(result.attributions, source_timestamp)
+            self.attributions(result.attributions, source_timestamp)
 
-    async def attributions(
+    def attributions(
         self, events: Iterable[AttributionEvent], source_timestamp: float | None
     ) -> None:
+        """Publish attribution events, and fold each one with a referral back into the
+        referral stage (it keeps the lookup view and the friend slot)."""
         now = time.time()
         emitted_at = {"emitted_at": _utc(now)}
         for event in events:
-            key = event.referral_id.encode() if event.referral_id else None
             value = event.model_copy(update=emitted_at).model_dump_json().encode()
-            await self.send(self._topics.attributions, key, value, timestamp=source_timestamp)
+            key = event.referral_id.encode() if event.referral_id else None
+            self.send(self._topics.attributions, key, value, timestamp=source_timestamp)
+            if event.referral_id:
+                self.forward(Stage.REFERRAL, event.referral_id, value, source_timestamp)
             ATTRIBUTIONS.labels(event.kind.value).inc()
             if source_timestamp:
                 ATTRIBUTION_LATENCY.observe(max(0.0, now - source_timestamp))
 
     async def flush(self) -> None:
-        if self._pending:
-            pending, self._pending = self._pending, []
-            await asyncio.gather(*pending)
+        """Send everything queued; return once the broker has acknowledged all of it."""
+        records, self._records = self._records, []
+        for topic, entries in self._entries.items():
+            partition_of = await self._producer.partitioner(topic)
+            by_partition: dict[int, list[bytes]] = {}
+            for key, item in entries:
+                by_partition.setdefault(partition_of(key), []).append(item)
+            for partition, items in by_partition.items():
+                for value in envelopes.pack(items):
+                    records.append(OutRecord(topic, None, value, partition=partition))
+        self._entries = {}
+        if records:
+            for topic in {record.topic for record in records}:
+                await ensure_topic(topic)
+            await self._producer.send_all(records)
 
 
 def _utc(epoch: float) -> datetime:

@@ -167,7 +167,18 @@ async def run_join(bench: Bench, workers: int = 1, **extra: str) -> float:
         started = time.time()
         if profile := os.environ.get("BENCH_PROFILE"):  # py-spy collapsed stacks of a worker
             pid = str(processes[0].process.pid)
-            spy = ["py-spy", "record", "-p", pid, "-r", "50", "-f", "raw", "-o", profile]
+            spy = [
+                str(Path(sys.executable).with_name("py-spy")),
+                "record",
+                "-p",
+                pid,
+                "-r",
+                "50",
+                "-f",
+                "raw",
+                "-o",
+                profile,
+            ]
             subprocess.Popen([*spy, "-d", "20", "--nonblocking"])
         out, _, _, _ = await kafka.consume_count(
             bench.servers, env["REFSTREAM_TOPIC_ATTRIBUTIONS"], want,

@@ -14,7 +14,7 @@ from pathlib import Path
 import faust
 import orjson
 
-from streams.app import faust_options
+from streams.app import faust_options, tune_gc
 from streams.settings import get_settings
 
 settings = get_settings()
@@ -37,4 +37,5 @@ async def parse(stream):
 
 
 if __name__ == "__main__":
+    tune_gc()  # as the worker does, so the ratio compares like with like
     app.main()

@@ -13,8 +13,9 @@ _internal = {"partitions": settings.partitions, "internal": True, **_raw}
 inputs = app.topic(_t.referrals, _t.signups, _t.orders, **_raw)
 """The producers' topics: any key, any partitioning."""
 
-by_referral = app.topic(_t.by_referral, _t.attributions, **_internal)
-"""Referral stage input: re-keyed referrals and signups, plus its own attribution events."""
+by_referral = app.topic(_t.by_referral, **_internal)
+"""The stages' inputs carry envelopes of keyed messages (:mod:`agents.envelopes`): the
+referral stage's are re-keyed referrals and signups and every attribution with a referral."""
 by_customer = app.topic(_t.by_customer, **_internal)
 by_email = app.topic(_t.by_email, **_internal)
 

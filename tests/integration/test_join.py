@@ -11,9 +11,10 @@ from collections import Counter
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
-from dev.generator import Workload
+from dev.generator import Record, Workload
 from dev.kafka_io import produce, read_topic
 
 pytestmark = pytest.mark.integration
@@ -179,3 +180,42 @@ async def test_kill_9_mid_stream_recovers_exactly(pipeline, store):
 async def test_soak_three_kills(pipeline):
     workload = Workload.build(journeys=4000, seed=5, invalid=3)
     await kill_and_restart(pipeline, workload, [25, 400, 1500])
+
+
+async def test_bad_internal_messages_are_dead_lettered_and_the_rest_applied(pipeline):
+    """A stage topic carries envelopes; a record that is not one, and single bad entries in
+    one, are dead-lettered on their own while the good entries beside them take effect."""
+    await pipeline.start_worker()
+    servers, topics = pipeline.servers, pipeline.topics
+    referral = {
+        "event_id": "evt_bad_1", "type": "referral.created", "referral_id": "ref_bad_1",
+        "occurred_at": "2026-09-10T13:19:00Z",
+        "advocate": {"id": "adv_bad", "email": "adv.bad@example.com", "first_name": "Ada"},
+    }  # fmt: skip
+    bad_entry = {"k": "ref_bad_1", "ts": None, "m": {"type": "claim"}}
+    keyless = {"ts": None, "m": {"type": "expire"}}
+    envelope = orjson.dumps([{"k": "ref_bad_1", "ts": None, "m": referral}, bad_entry, keyless])
+    producer = AIOKafkaProducer(bootstrap_servers=servers)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topics["by_referral"], b"garbage", key=b"ref_bad_1")
+        await producer.send_and_wait(topics["by_referral"], envelope, key=b"ref_bad_1")
+    finally:
+        await producer.stop()
+    signup = {
+        "event_id": "evt_bad_2", "type": "signup.completed", "referral_id": "ref_bad_1",
+        "occurred_at": "2026-09-11T10:00:00Z",
+        "customer": {"id": "cus_bad", "email": "friend.bad@example.com"},
+    }  # fmt: skip
+    await produce([Record("signups", None, orjson.dumps(signup))], servers, topics)
+
+    records = await read_topic(servers, topics["attributions"], until=lambda r: len(r) >= 1)
+    assert [orjson.loads(r.value)["kind"] for r in records] == ["friend_signed_up"]
+    dlq = await read_topic(servers, topics["dlq_invalid"], until=lambda r: len(r) >= 3, idle=1)
+    assert sorted(r.value for r in dlq) == sorted(
+        [b"garbage", orjson.dumps(bad_entry), orjson.dumps(keyless)]
+    )
+    for record in dlq:
+        headers = dict(record.headers)
+        assert headers["error.reason"] == b"internal_decode_error"
+        assert headers["source.topic"].decode() == topics["by_referral"]

@@ -1,0 +1,48 @@
+"""The stage topics' wire format: one record carries many keyed messages for one partition.
+
+Every record that crosses Faust's stream machinery costs about as much as parsing it (the
+floor in README, performance), and most of the join's records are internal hops between
+stages. So the stages' own topics carry envelopes: a JSON array of ``{"k": key, "ts":
+source timestamp, "m": message}`` entries, all of whose keys hash to the record's partition.
+Keys keep their order (one partition, one envelope after another), and a stage applies an
+envelope's entries exactly as it would apply records, so the rules do not change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import orjson
+
+__all__ = ["MAX_ENVELOPE_BYTES", "entry", "pack", "unpack"]
+
+MAX_ENVELOPE_BYTES = 256 * 1024
+
+
+def entry(key: str, message: bytes, timestamp: float | None) -> bytes:
+    """One keyed message (already JSON) with the timestamp of the input that caused it."""
+    return b'{"k":%b,"ts":%b,"m":%b}' % (orjson.dumps(key), orjson.dumps(timestamp), message)
+
+
+def pack(entries: Iterable[bytes], limit: int = MAX_ENVELOPE_BYTES) -> Iterator[bytes]:
+    """Envelopes of at most ``limit`` bytes (one entry alone may exceed it)."""
+    chunk: list[bytes] = []
+    size = 0
+    for item in entries:
+        if chunk and size + len(item) + 1 > limit:
+            yield b"[" + b",".join(chunk) + b"]"
+            chunk, size = [], 0
+        chunk.append(item)
+        size += len(item) + 1
+    if chunk:
+        yield b"[" + b",".join(chunk) + b"]"
+
+
+def unpack(value: bytes | None) -> list[dict[str, Any]]:
+    """The entries of an envelope; ``ValueError`` if it is not a JSON array. (Entries are
+    checked one by one where they are used, so one bad entry costs only itself.)"""
+    entries = orjson.loads(value or b"")
+    if not isinstance(entries, list):
+        raise ValueError("not an envelope: a JSON array of {k, ts, m} entries")
+    return entries

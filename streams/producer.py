@@ -1,0 +1,149 @@
+"""The join's producer: each flush goes out as one record batch per partition.
+
+Faust's ``producer.send`` costs a future, a pending-message object and an accumulator pass
+per record, and table writes add a ``send_soon`` buffer on top. The join sends everything a
+batch of input produced at once, so it builds aiokafka record batches itself (same default
+partitioner as every other producer) and waits for one acknowledgement per batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner
+
+__all__ = ["BatchProducer", "Headers", "OutRecord"]
+
+Headers = list[tuple[str, bytes]]
+MAX_BATCH_BYTES = 1024 * 1024
+RECORD_OVERHEAD_BYTES = 64  # a record's own framing, headers aside (they are small here)
+RETRY_BACKOFF_SECONDS = 0.5
+MAX_RETRY_BACKOFF_SECONDS = 10.0
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class OutRecord:
+    """One record to send; ``offset`` is the broker's, filled in once acknowledged."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    timestamp: float | None = None
+    headers: Headers | None = None
+    partition: int | None = None
+    offset: int | None = None
+
+
+class BatchProducer:
+    """An aiokafka producer that sends lists of records as per-partition batches; it
+    connects on first use."""
+
+    def __init__(self, bootstrap_servers: str) -> None:
+        self._bootstrap_servers = bootstrap_servers
+        self._producer: AIOKafkaProducer | None = None
+        self._starting = asyncio.Lock()
+        self._partitioner = DefaultPartitioner()
+        self._partitions: dict[str, list[int]] = {}
+
+    async def _started(self) -> AIOKafkaProducer:
+        async with self._starting:
+            if self._producer is None:
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=self._bootstrap_servers, acks="all",
+                    max_batch_size=2 * MAX_BATCH_BYTES, max_request_size=4 * MAX_BATCH_BYTES,
+                )  # fmt: skip
+                await producer.start()
+                self._producer = producer
+            return self._producer
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            await producer.stop()
+
+    async def partitioner(self, topic: str) -> Callable[[bytes | None], int]:
+        """``key → partition`` for ``topic``, as aiokafka's default partitioner places it."""
+        partitions = self._partitions.get(topic)
+        if partitions is None:
+            producer = await self._started()
+            partitions = self._partitions[topic] = sorted(await producer.partitions_for(topic))
+        return partial(self._place, partitions)
+
+    def _place(self, partitions: list[int], key: bytes | None) -> int:
+        return self._partitioner(key, partitions, partitions)
+
+    async def send_all(self, records: Sequence[OutRecord]) -> None:
+        """Send ``records`` and return once the broker has acknowledged every one.
+
+        Records for one partition keep their order (aiokafka has one request in flight per
+        broker); each record's ``offset`` is set from its batch's base offset. A batch that
+        fails with a retriable error (aiokafka gives up on one after its request timeout,
+        e.g. while a partition has no leader) is sent again, for as long as it takes: the
+        caller has not acknowledged its input, and giving up would lose it.
+        """
+        producer = await self._started()
+        by_partition: dict[tuple[str, int], list[OutRecord]] = {}
+        for record in records:
+            if record.partition is None:
+                record.partition = (await self.partitioner(record.topic))(record.key)
+            by_partition.setdefault((record.topic, record.partition), []).append(record)
+        pending = [batch for tp, queued in by_partition.items() for batch in _split(tp, queued)]
+        backoff = RETRY_BACKOFF_SECONDS
+        while pending:
+            futures = [await self._send(producer, *batch) for batch in pending]
+            failed = []
+            for batch, result in zip(
+                pending, await asyncio.gather(*futures, return_exceptions=True), strict=True
+            ):
+                if isinstance(result, BaseException):
+                    if not (isinstance(result, KafkaError) and result.retriable):
+                        raise result
+                    log.warning("send failed, retrying topic=%s partition=%s error=%r",
+                                batch[0], batch[1], result)  # fmt: skip
+                    failed.append(batch)
+                else:
+                    for index, record in enumerate(batch[2]):
+                        record.offset = result.offset + index
+            pending = failed
+            if pending:
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_RETRY_BACKOFF_SECONDS)
+
+    @staticmethod
+    async def _send(
+        producer: AIOKafkaProducer, topic: str, partition: int, records: list[OutRecord]
+    ) -> asyncio.Future:
+        batch = producer.create_batch()
+        for record in records:
+            timestamp = int(record.timestamp * 1000) if record.timestamp else None
+            added = batch.append(key=record.key, value=record.value, timestamp=timestamp,
+                                 headers=record.headers or [])  # fmt: skip
+            if added is None:  # _split keeps runs at half the builder's size
+                raise RuntimeError(f"record batch overflow on {topic}[{partition}]")
+        batch.close()
+        return await producer.send_batch(batch, topic, partition=partition)
+
+
+def _split(
+    tp: tuple[str, int], records: list[OutRecord]
+) -> Iterator[tuple[str, int, list[OutRecord]]]:
+    """Consecutive runs of ``records`` that fit one batch of :data:`MAX_BATCH_BYTES`."""
+    run: list[OutRecord] = []
+    size = 0
+    for record in records:
+        length = len(record.key or b"") + len(record.value or b"") + RECORD_OVERHEAD_BYTES
+        if run and size + length > MAX_BATCH_BYTES:
+            yield (*tp, run)
+            run, size = [], 0
+        run.append(record)
+        size += length
+    if run:
+        yield (*tp, run)
