@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import CommitFailedError
 from pydantic import ValidationError
 
-from schemas.attribution import AttributionEvent
+from schemas.attribution import AdvocateTotals, AttributionEvent
 from sinks.base import Sink
 from sinks.batch import Batch, Item
 from sinks.delivery.deliverer import Deliverer
@@ -60,10 +60,17 @@ class SinkConsumer:
             for tp in consumer.assignment()
         }
 
+    @property
+    def topics(self) -> list[str]:
+        topics = [settings.topics.attributions]
+        if self.sink.consumes_advocate_totals:
+            topics.append(settings.topics.advocate_totals)
+        return topics
+
     def _consumer(self) -> AIOKafkaConsumer:
         tansu = settings.broker_compat is BrokerCompat.TANSU
         return AIOKafkaConsumer(
-            settings.topics.attributions,
+            *self.topics,
             bootstrap_servers=settings.kafka_bootstrap_servers,
             group_id=self.group,
             enable_auto_commit=False,
@@ -77,7 +84,8 @@ class SinkConsumer:
 
     async def run(self) -> None:
         await self.sink.setup()
-        await ensure_topic(settings.topics.attributions)  # subscribing would auto-create it
+        for topic in self.topics:
+            await ensure_topic(topic)  # subscribing to a missing topic auto-creates it
         consumer = self.consumer = self._consumer()
         await consumer.start()
         log.info("sink started sink=%s", self.sink.name)
@@ -119,8 +127,9 @@ class SinkConsumer:
                 self.committed[tp] = offset
 
     async def _item(self, record) -> Item | None:
+        model = AdvocateTotals if record.topic == settings.topics.advocate_totals else None
         try:
-            event = AttributionEvent.model_validate_json(record.value)
+            event = (model or AttributionEvent).model_validate_json(record.value)
         except ValidationError as exc:
             log.error(
                 "undecodable attribution dead-lettered sink=%s partition=%s offset=%s",

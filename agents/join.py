@@ -27,18 +27,26 @@ from agents.rules import (
     JoinRules,
     Stage,
     StepResult,
+    advocate_step,
     customer_step,
     email_step,
     referral_step,
 )
-from agents.state import Claim, CustomerState, EmailState, ReferralState
+from agents.state import (
+    AdvocateRevenue,
+    AdvocateState,
+    Claim,
+    CustomerState,
+    EmailState,
+    ReferralState,
+)
 from schemas.attribution import AttributionEvent
 from schemas.events import OrderCompleted, OrderRefunded, ReferralCreated, SignupCompleted
 from streams import tables
 from streams.app import app, producer, settings
 from streams.metrics import DROPPED, EVENTS, PENDING
 from streams.tables import DurableTable
-from streams.topics import STAGE_TOPICS, by_customer, by_email, by_referral
+from streams.topics import STAGE_TOPICS, by_advocate, by_customer, by_email, by_referral
 
 __all__ = ["STAGES", "JoinStage"]
 
@@ -51,6 +59,7 @@ _MESSAGES: dict[str, type[BaseModel]] = {
     "order.completed": OrderCompleted,
     "order.refunded": OrderRefunded,
     "claim": Claim,
+    "advocate.revenue": AdvocateRevenue,
 }
 _SOURCE_TOPIC = {
     ReferralCreated: _t.referrals,
@@ -203,6 +212,9 @@ STAGES: dict[Stage, JoinStage] = {
         Stage.CUSTOMER, tables.customers, customer_step, CustomerState, settings.join_rules
     ),
     Stage.EMAIL: JoinStage(Stage.EMAIL, tables.emails, email_step, EmailState, settings.join_rules),
+    Stage.ADVOCATE: JoinStage(
+        Stage.ADVOCATE, tables.advocates, advocate_step, AdvocateState, settings.join_rules
+    ),
 }
 
 
@@ -230,6 +242,11 @@ async def join_customers(stream: StreamT) -> None:
 @app.agent(by_email, concurrency=1)
 async def join_emails(stream: StreamT) -> None:
     await _run(STAGES[Stage.EMAIL], stream)
+
+
+@app.agent(by_advocate, concurrency=1)
+async def join_advocates(stream: StreamT) -> None:
+    await _run(STAGES[Stage.ADVOCATE], stream)
 
 
 _SWEEP_SECONDS = min(30.0, max(0.5, settings.pending_ttl_seconds / 10))

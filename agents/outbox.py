@@ -79,6 +79,14 @@ class Outbox:
             self.forward(forward.stage, forward.key, message, source_timestamp)
         if result.attributions:
             self.attributions(result.attributions, source_timestamp)
+        for totals in result.advocate_totals:
+            value = totals.model_copy(update={"emitted_at": _utc(time.time())})
+            self.send(
+                self._topics.advocate_totals,
+                totals.advocate.id.encode(),
+                value.model_dump_json().encode(),
+                timestamp=source_timestamp,
+            )
 
     def attributions(
         self, events: Iterable[AttributionEvent], source_timestamp: float | None

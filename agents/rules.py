@@ -20,9 +20,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from enum import StrEnum
 
 from agents.state import (
+    AdvocateRevenue,
+    AdvocateState,
     Claim,
     ClaimedReferral,
     CustomerState,
@@ -33,6 +36,7 @@ from agents.state import (
     ReferralState,
 )
 from schemas.attribution import (
+    AdvocateTotals,
     AttributionEvent,
     AttributionKind,
     OrderRef,
@@ -53,6 +57,7 @@ __all__ = [
     "JoinRules",
     "Stage",
     "StepResult",
+    "advocate_step",
     "customer_step",
     "email_step",
     "referral_step",
@@ -75,6 +80,7 @@ class Stage(StrEnum):
     REFERRAL = "referral"
     CUSTOMER = "customer"
     EMAIL = "email"
+    ADVOCATE = "advocate"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,19 +94,23 @@ class Expire:
 class Forward:
     stage: Stage
     key: str
-    message: ReferralCreated | SignupCompleted | OrderCompleted | OrderRefunded | Claim
+    message: (
+        ReferralCreated | SignupCompleted | OrderCompleted | OrderRefunded | Claim | AdvocateRevenue
+    )
 
 
 @dataclass(slots=True)
 class StepResult:
     attributions: list[AttributionEvent] = field(default_factory=list)
     forwards: list[Forward] = field(default_factory=list)
+    advocate_totals: list[AdvocateTotals] = field(default_factory=list)
     duplicates: int = 0
     dropped: list[str] = field(default_factory=list)
     """Reasons for events released without any output (e.g. orders of never-referred customers)."""
 
     def extend(self, other: StepResult) -> None:
         self.attributions.extend(other.attributions)
+        self.advocate_totals.extend(other.advocate_totals)
         self.forwards.extend(other.forwards)
         self.duplicates += other.duplicates
         self.dropped.extend(other.dropped)
@@ -186,6 +196,7 @@ def referral_step(
             _reevaluate_signups(state, now, rules, result)
         case AttributionEvent():
             _fold_attribution(state, message)
+            _forward_revenue(message, result)
             _reevaluate_signups(state, now, rules, result)
         case Expire():
             _reevaluate_signups(state, now, rules, result, expire=True)
@@ -278,6 +289,48 @@ def _fold_attribution(state: ReferralState, event: AttributionEvent) -> None:
             state.status = "converted"
             if state.converted_at is None or event.occurred_at < state.converted_at:
                 state.converted_at = event.occurred_at
+
+
+def _forward_revenue(event: AttributionEvent, result: StepResult) -> None:
+    """Order attributions move the advocate's total: tell the advocate stage."""
+    if event.kind not in (K.REFERRAL_CONVERTED, K.ORDER_ATTRIBUTED, K.ORDER_REFUNDED):
+        return
+    advocate = event.advocate
+    if advocate is None or advocate.id is None or event.referral_id is None:
+        return
+    revenue = AdvocateRevenue(
+        advocate=advocate, referral_id=event.referral_id, revenue=event.totals.revenue,
+        attribution_event_id=event.attribution_event_id,
+    )  # fmt: skip
+    result.forwards.append(Forward(Stage.ADVOCATE, advocate.id, revenue))
+
+
+# --- advocate stage --------------------------------------------------------------------------
+
+
+def advocate_step(
+    state: AdvocateState | None, message: AdvocateRevenue, key: str, now: float, rules: JoinRules
+) -> tuple[AdvocateState, StepResult]:
+    """sinks.md: the advocate's ``referral_revenue_generated`` over all their referrals."""
+    state = state or AdvocateState(advocate_id=key)
+    result = StepResult()
+    if state.revenue.get(message.referral_id) == message.revenue and state.advocate:
+        return state, result  # a repeat (redelivery): the total did not move
+    state.advocate = message.advocate
+    state.revenue[message.referral_id] = message.revenue
+    total: dict[str, Decimal] = {}
+    for revenue in state.revenue.values():
+        for currency, amount in revenue.items():
+            total[currency] = total.get(currency, Decimal(0)) + Decimal(amount)
+    result.advocate_totals.append(
+        AdvocateTotals(
+            advocate=message.advocate,
+            referral_revenue_generated={c: str(v) for c, v in sorted(total.items())},
+            converted_referrals=len(state.revenue),
+            source_attribution_event_id=message.attribution_event_id,
+        )
+    )
+    return state, result
 
 
 # --- customer stage --------------------------------------------------------------------------

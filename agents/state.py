@@ -21,6 +21,8 @@ from schemas.events import (
 
 __all__ = [
     "SEEN_LIMIT",
+    "AdvocateRevenue",
+    "AdvocateState",
     "Claim",
     "ClaimedReferral",
     "CustomerState",
@@ -84,6 +86,28 @@ class Claim(BaseModel):
     type: str = "claim"
     signup: SignupCompleted
     referral: ClaimedReferral
+
+
+class AdvocateRevenue(BaseModel):
+    """Referral stage → advocate stage: one referral's revenue as of an attribution event."""
+
+    type: str = "advocate.revenue"
+    advocate: Party
+    referral_id: str
+    revenue: dict[str, str]
+    attribution_event_id: str
+
+
+class AdvocateState(_State):
+    """Keyed by advocate id: the latest revenue of each of the advocate's referrals."""
+
+    advocate_id: str
+    advocate: Party | None = None
+    revenue: dict[str, dict[str, str]] = {}
+    held: list[HeldSignup] = []  # never holds anything; keeps the rebalance scan cheap
+
+    def oldest_hold(self) -> float | None:
+        return None
 
 
 class ReferralState(_State):

@@ -225,7 +225,7 @@ async def _run(journeys: int, seed: int, emulators: RunningEmulators) -> int:
             servers, "refstream-dlq-invalid",
             until=lambda r: len(r) >= len(workload.invalid), idle=0.5, timeout=30,
         )  # fmt: skip
-        want_vendors = expected_vendor_state(expected.emitted)
+        want_vendors = expected_vendor_state(expected.emitted, expected.advocate_totals.values())
         vendors_ok = await _follow_vendors(emulators, want_vendors, timeout=120)
         elapsed = time.monotonic() - started
         _summary(records, dlq, workload)

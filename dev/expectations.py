@@ -5,15 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from dev.emulators import RunningEmulators
-from schemas.attribution import AttributionEvent
-from sinks.hubspot import ORDER_KINDS, friend_properties
+from schemas.attribution import AdvocateTotals, AttributionEvent
+from sinks.hubspot import ORDER_KINDS, advocate_properties, friend_properties
 from sinks.klaviyo import METRICS, profile_of
 from sinks.mixpanel import insert_id
 
 __all__ = ["expected_vendor_state", "vendor_state"]
 
 
-def expected_vendor_state(emitted: Iterable[AttributionEvent]) -> dict:
+def expected_vendor_state(
+    emitted: Iterable[AttributionEvent], advocates: Iterable[AdvocateTotals] = ()
+) -> dict:
+    """:param advocates: each advocate's final total (``JoinSim.advocate_totals``)."""
     contacts: dict[str, dict[str, str]] = {}
     klaviyo, mixpanel = set(), set()
     for event in emitted:
@@ -23,6 +26,9 @@ def expected_vendor_state(emitted: Iterable[AttributionEvent]) -> dict:
         mapped = event.kind == "friend_signed_up" or event.kind in ORDER_KINDS
         if mapped and event.friend and event.friend.email:
             contacts.setdefault(event.friend.email, {}).update(friend_properties(event))
+    for totals in advocates:
+        if totals.advocate.email:
+            contacts.setdefault(totals.advocate.email, {}).update(advocate_properties(totals))
     return {"contacts": contacts, "klaviyo": klaviyo, "mixpanel": mixpanel}
 
 

@@ -13,14 +13,20 @@ from agents.rules import (
     Expire,
     JoinRules,
     Stage,
+    advocate_step,
     customer_step,
     email_step,
     referral_step,
     route,
 )
-from schemas.attribution import AttributionEvent
+from schemas.attribution import AdvocateTotals, AttributionEvent
 
-STEPS = {Stage.REFERRAL: referral_step, Stage.CUSTOMER: customer_step, Stage.EMAIL: email_step}
+STEPS = {
+    Stage.REFERRAL: referral_step,
+    Stage.CUSTOMER: customer_step,
+    Stage.EMAIL: email_step,
+    Stage.ADVOCATE: advocate_step,
+}
 
 
 @dataclass
@@ -31,6 +37,8 @@ class JoinSim:
         default_factory=lambda: {stage: {} for stage in Stage}
     )
     emitted: list[AttributionEvent] = field(default_factory=list)
+    advocate_totals: dict[str, AdvocateTotals] = field(default_factory=dict)
+    """The latest total of each advocate."""
     duplicates: int = 0
     dropped: list[str] = field(default_factory=list)
 
@@ -56,6 +64,8 @@ class JoinSim:
             table[key] = state
             self.duplicates += result.duplicates
             self.dropped.extend(result.dropped)
+            for totals in result.advocate_totals:
+                self.advocate_totals[totals.advocate.id] = totals
             for forward in result.forwards:
                 queue.append((forward.stage, forward.key, forward.message))
             for attribution in result.attributions:

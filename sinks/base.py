@@ -32,6 +32,8 @@ class Sink(abc.ABC):
 
     name: str
     policy: DeliveryPolicy
+    consumes_advocate_totals: bool = False
+    """Also consume ``refstream-advocate-totals`` (advocate-level aggregates)."""
 
     def __init__(self) -> None:
         self.session: aiohttp.ClientSession | None = None

@@ -5,16 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from schemas.attribution import AttributionEvent
+from schemas.attribution import AdvocateTotals, AttributionEvent
 
 __all__ = ["Batch", "Item"]
 
 
 @dataclass(frozen=True, slots=True)
 class Item:
-    """One attribution event and where it came from (for commits and DLQ headers)."""
+    """One record to deliver and where it came from (for commits and DLQ headers): an
+    attribution event, or (CRM only) an advocate's revenue total."""
 
-    event: AttributionEvent
+    event: AttributionEvent | AdvocateTotals
     topic: str
     partition: int
     offset: int

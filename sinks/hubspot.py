@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 from pydantic import SecretStr
 
-from schemas.attribution import AttributionEvent, AttributionKind
+from schemas.attribution import AdvocateTotals, AttributionEvent, AttributionKind
 from sinks.base import Sink, WriteResult
 from sinks.batch import Batch, Item
 from sinks.delivery.http import check_status, translate_transport_errors
@@ -42,8 +42,21 @@ def friend_properties(event: AttributionEvent) -> dict[str, str]:
     return {k: v for k, v in props.items() if v is not None}
 
 
+def advocate_properties(totals: AdvocateTotals) -> dict[str, str]:
+    revenue = totals.referral_revenue_generated
+    return {"referral_revenue_generated": "; ".join(f"{v} {c}" for c, v in revenue.items())}
+
+
+def contact(event: AttributionEvent | AdvocateTotals) -> tuple[str | None, dict[str, str]]:
+    """The contact an event updates (its email) and the properties it sets."""
+    if isinstance(event, AdvocateTotals):
+        return event.advocate.email, advocate_properties(event)
+    return (event.friend.email if event.friend else None), friend_properties(event)
+
+
 class HubSpotSink(Sink):
     name = "crm"
+    consumes_advocate_totals = True
 
     def __init__(
         self, base_url: str, token: SecretStr, policy: DeliveryPolicy = HUBSPOT_POLICY
@@ -58,19 +71,21 @@ class HubSpotSink(Sink):
 
     def accepts(self, item: Item) -> bool:
         event = item.event
+        if isinstance(event, AdvocateTotals):
+            return event.advocate.email is not None
         is_mapped = event.kind == K.FRIEND_SIGNED_UP or event.kind in ORDER_KINDS
         return is_mapped and event.friend is not None and event.friend.email is not None
 
     def ordering_key(self, item: Item) -> str | None:
-        return item.event.friend.email
+        return contact(item.event)[0]
 
     async def write(self, batch: Batch) -> WriteResult:
         # One input per email per call (HubSpot refuses duplicate ids); later events win.
         inputs: dict[str, dict[str, str]] = {}
         owners: dict[str, list[Item]] = {}
         for item in batch:
-            email = item.event.friend.email
-            inputs.setdefault(email, {}).update(friend_properties(item.event))
+            email, properties = contact(item.event)
+            inputs.setdefault(email, {}).update(properties)
             owners.setdefault(email, []).append(item)
         body = {
             "inputs": [

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
-from schemas.attribution import AttributionEvent
+from schemas.attribution import AdvocateTotals, AttributionEvent
 from sinks.base import Sink
 from sinks.batch import Batch, Item
 from sinks.delivery.deliverer import Deliverer
@@ -29,9 +29,11 @@ class DeadLetter:
     def reason(self) -> str:
         return self.headers.get("error.reason", "")
 
-    def item(self) -> Item:
+    def item(self, advocate_topic: str | None = None) -> Item:
         h = self.headers
-        event = AttributionEvent.model_validate_json(self.record.value)
+        from_advocates = advocate_topic is not None and h.get("source.topic") == advocate_topic
+        model = AdvocateTotals if from_advocates else AttributionEvent
+        event = model.model_validate_json(self.record.value)
         return Item(
             event, h.get("source.topic", ""), int(h.get("source.partition") or -1),
             int(h.get("source.offset") or -1), self.record.value,
@@ -80,7 +82,11 @@ class ReplayReport:
 
 
 async def replay(
-    sink: Sink, bootstrap_servers: str, topic: str, reason: str | None = None
+    sink: Sink,
+    bootstrap_servers: str,
+    topic: str,
+    reason: str | None = None,
+    advocate_topic: str | None = None,
 ) -> ReplayReport:
     letters = await read_dead_letters(bootstrap_servers, topic, reason)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers)
@@ -94,7 +100,7 @@ async def replay(
     try:
         await sink.setup()
         deliverer = Deliverer(sink, DeadLetters(sink.name, topic, send))
-        await deliverer.deliver(Batch(tuple(letter.item() for letter in letters)))
+        await deliverer.deliver(Batch(tuple(letter.item(advocate_topic) for letter in letters)))
     finally:
         await sink.aclose()
         await producer.stop()

@@ -67,7 +67,9 @@ async def dlq_replay(self, sink: str, reason: str | None) -> None:
 
     (target,) = build_sinks(settings.model_copy(update={"sinks": (sink,)}))
     topic = settings.sink_dlq(sink)
-    report = await replay(target, settings.kafka_bootstrap_servers, topic, reason)
+    report = await replay(
+        target, settings.kafka_bootstrap_servers, topic, reason, settings.topics.advocate_totals
+    )
     again = sum(report.dead_lettered_again.values())
     self.say(
         f"replayed {report.replayed} records from {topic}: "

@@ -40,6 +40,8 @@ class Topics(BaseSettings):
     by_referral: str = "refstream-join-by-referral"
     by_customer: str = "refstream-join-by-customer"
     by_email: str = "refstream-join-by-email"
+    by_advocate: str = "refstream-join-by-advocate"
+    advocate_totals: str = "refstream-advocate-totals"
 
 
 class Settings(BaseSettings):

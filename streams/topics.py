@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from streams.app import app, settings
 
-__all__ = ["STAGE_TOPICS", "by_customer", "by_email", "by_referral", "ensure_topic", "inputs"]
+__all__ = [
+    "STAGE_TOPICS",
+    "by_advocate",
+    "by_customer",
+    "by_email",
+    "by_referral",
+    "ensure_topic",
+    "inputs",
+]
 
 _t = settings.topics
 _raw = {"key_serializer": "raw", "value_serializer": "raw"}
@@ -18,6 +26,7 @@ by_referral = app.topic(_t.by_referral, **_internal)
 referral stage's are re-keyed referrals and signups and every attribution with a referral."""
 by_customer = app.topic(_t.by_customer, **_internal)
 by_email = app.topic(_t.by_email, **_internal)
+by_advocate = app.topic(_t.by_advocate, **_internal)
 
 _declared: set[str] = set()
 
@@ -34,5 +43,10 @@ async def ensure_topic(name: str) -> None:
         _declared.add(name)
 
 
-STAGE_TOPICS = {"referral": _t.by_referral, "customer": _t.by_customer, "email": _t.by_email}
+STAGE_TOPICS = {
+    "referral": _t.by_referral,
+    "customer": _t.by_customer,
+    "email": _t.by_email,
+    "advocate": _t.by_advocate,
+}
 """Stage → the topic that carries messages *to* it."""

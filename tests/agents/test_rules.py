@@ -288,3 +288,22 @@ def test_dedup_memory_per_key_is_bounded(sim):
     for i in range(SEEN_LIMIT + 50):
         sim.feed(order(f"o{i}", at=2))
     assert len(sim.tables["customer"]["cus_bob"].seen) == SEEN_LIMIT
+
+
+# sinks.md: the advocate's revenue over all their referrals -------------------------------------
+def test_advocate_totals_sum_every_referral_and_follow_refunds(sim):
+    sim.feed(referral("ref_1"), signup("ref_1"), order("o1", amount="10.00"))
+    sim.feed(
+        referral("ref_2", friend_email="eve@example.com"),
+        signup("ref_2", cus="cus_eve", email="eve@example.com"),
+        order("o2", cus="cus_eve", amount="5.50"),
+        order("o3", cus="cus_eve", amount="2", currency="USD"),
+    )
+    totals = sim.advocate_totals["cus_adv"]
+    assert totals.referral_revenue_generated == {"EUR": "15.50", "USD": "2"}
+    assert totals.converted_referrals == 2
+    sim.feed(refund("o1", amount="10.00"))
+    assert sim.advocate_totals["cus_adv"].referral_revenue_generated == {"EUR": "5.50", "USD": "2"}
+    assert sim.tables["advocate"]["cus_adv"].revenue == {
+        "ref_1": {"EUR": "0.00"}, "ref_2": {"EUR": "5.50", "USD": "2"},
+    }  # fmt: skip

@@ -31,6 +31,8 @@ TOPIC_VARS = {
     "by_referral": "REFSTREAM_TOPIC_BY_REFERRAL",
     "by_customer": "REFSTREAM_TOPIC_BY_CUSTOMER",
     "by_email": "REFSTREAM_TOPIC_BY_EMAIL",
+    "by_advocate": "REFSTREAM_TOPIC_BY_ADVOCATE",
+    "advocate_totals": "REFSTREAM_TOPIC_ADVOCATE_TOTALS",
 }
 
 

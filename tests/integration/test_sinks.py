@@ -37,7 +37,7 @@ FAMILIES = (
 
 
 def expected_vendor_state(expected) -> dict:
-    return _expected(expected.emitted)
+    return _expected(expected.emitted, expected.advocate_totals.values())
 
 
 async def wait_for_vendors(emulators, want: dict, timeout: float = 120) -> None:
@@ -88,7 +88,14 @@ async def assert_metrics_after_delivery(pipeline, expected, want) -> None:
     assert set(FAMILIES) <= names, set(FAMILIES) - names
     assert all("@" not in value for _, labels in samples for _, value in labels), "no emails"
 
-    crm = sum(1 for a in expected.emitted if a.kind.value in CRM_KINDS and a.friend.email)
+    friends = sum(1 for a in expected.emitted if a.kind.value in CRM_KINDS and a.friend.email)
+    # Advocate totals: one record per change of an advocate's revenue, each delivered once.
+    totals = await read_topic(
+        pipeline.servers, pipeline.topics["advocate_totals"], until=lambda r: True, idle=1.0
+    )
+    advocates = sum(1 for r in totals if orjson.loads(r.value)["advocate"].get("email"))
+    assert advocates >= len(expected.advocate_totals) > 0
+    crm = friends + advocates
     delivered = {
         sink: total(samples, "refstream_sink_delivered_total", sink=sink) for sink in SINKS
     }
@@ -210,7 +217,8 @@ async def test_permanent_errors_go_to_the_dlq_exactly_and_replay_delivers_them(
     workload = Workload.build(journeys=150, seed=43, invalid=0)
     expected = workload.expected()
     want = expected_vendor_state(expected)
-    crm_bad = set(sorted(want["contacts"])[:2])
+    friends = {a.friend.email for a in expected.emitted if a.kind.value == "friend_signed_up"}
+    crm_bad = set(sorted(friends)[:2])
     email_bad = {u for u, _, _ in sorted(want["klaviyo"])[:2]}
     analytics_bad = set(sorted(want["mixpanel"])[:3])
     emulators.hubspot.faults.reject = set(crm_bad)
