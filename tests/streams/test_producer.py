@@ -1,0 +1,78 @@
+"""BatchProducer's batching and retry logic against a scripted stand-in for aiokafka."""
+
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+from aiokafka.errors import NotLeaderForPartitionError, RecordTooLargeError
+
+from streams import producer as producer_module
+from streams.producer import BatchProducer, OutRecord
+
+
+class FakeKafka:
+    """Records every batch sent; ``failures`` scripts errors for the next sends per partition."""
+
+    def __init__(self, failures: dict[int, list[Exception]] | None = None) -> None:
+        self.failures = failures or {}
+        self.sent: list[tuple[str, int, list[bytes]]] = []
+        self.next_offset: dict[int, int] = {}
+
+    def create_batch(self):
+        values: list[bytes] = []
+        return SimpleNamespace(
+            values=values,
+            append=lambda key, value, timestamp, headers: values.append(value) or True,
+            close=lambda: None,
+        )
+
+    async def send_batch(self, batch, topic, *, partition):
+        future = asyncio.get_running_loop().create_future()
+        pending = self.failures.get(partition, [])
+        if pending:
+            future.set_exception(pending.pop(0))
+        else:
+            base = self.next_offset.get(partition, 0)
+            self.next_offset[partition] = base + len(batch.values)
+            self.sent.append((topic, partition, list(batch.values)))
+            future.set_result(SimpleNamespace(offset=base))
+        return future
+
+
+def producer_with(kafka: FakeKafka) -> BatchProducer:
+    batch_producer = BatchProducer("unused:9092")
+    batch_producer._producer = kafka  # started already
+    return batch_producer
+
+
+async def test_records_go_out_as_one_batch_per_partition_with_their_offsets():
+    kafka = FakeKafka()
+    records = [OutRecord("t", None, f"v{i}".encode(), partition=i % 2) for i in range(6)]
+    await producer_with(kafka).send_all(records)
+    assert sorted(kafka.sent) == [("t", 0, [b"v0", b"v2", b"v4"]), ("t", 1, [b"v1", b"v3", b"v5"])]
+    assert [r.offset for r in records] == [0, 0, 1, 1, 2, 2]
+
+
+async def test_a_large_partition_is_split_in_order(monkeypatch):
+    monkeypatch.setattr(producer_module, "MAX_BATCH_BYTES", 300)
+    kafka = FakeKafka()
+    records = [OutRecord("t", None, bytes([65 + i]) * 100, partition=0) for i in range(5)]
+    await producer_with(kafka).send_all(records)
+    assert len(kafka.sent) > 1
+    assert [v for _, _, values in kafka.sent for v in values] == [r.value for r in records]
+    assert [r.offset for r in records] == [0, 1, 2, 3, 4]
+
+
+async def test_a_retriable_failure_is_sent_again_until_it_succeeds(monkeypatch):
+    monkeypatch.setattr(producer_module, "RETRY_BACKOFF_SECONDS", 0.01)
+    kafka = FakeKafka({1: [NotLeaderForPartitionError(), NotLeaderForPartitionError()]})
+    records = [OutRecord("t", None, b"a", partition=0), OutRecord("t", None, b"b", partition=1)]
+    await producer_with(kafka).send_all(records)
+    assert sorted(kafka.sent) == [("t", 0, [b"a"]), ("t", 1, [b"b"])]  # each exactly once
+    assert kafka.failures[1] == []
+
+
+async def test_a_permanent_failure_is_raised():
+    kafka = FakeKafka({0: [RecordTooLargeError()]})
+    with pytest.raises(RecordTooLargeError):
+        await producer_with(kafka).send_all([OutRecord("t", None, b"x", partition=0)])
