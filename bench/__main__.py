@@ -42,6 +42,8 @@ class Bench:
         self.events = events
         self.referrals = referrals
         self.results: dict[str, object] = {}
+        self.cpu_busy_cores = 0.0
+        """Cores the whole machine kept busy during the last join run (of ``os.cpu_count()``)."""
         self._workload: Workload | None = None
 
     def name(self, prefix: str) -> str:
@@ -165,27 +167,19 @@ async def run_join(bench: Bench, workers: int = 1, **extra: str) -> float:
     try:
         await asyncio.gather(*(asyncio.to_thread(w.wait_ready, 120) for w in processes))
         started = time.time()
+        cpu_before = _cpu_times()
         if profile := os.environ.get("BENCH_PROFILE"):  # py-spy collapsed stacks of a worker
+            spy = str(Path(sys.executable).with_name("py-spy"))
             pid = str(processes[0].process.pid)
-            spy = [
-                str(Path(sys.executable).with_name("py-spy")),
-                "record",
-                "-p",
-                pid,
-                "-r",
-                "50",
-                "-f",
-                "raw",
-                "-o",
-                profile,
-            ]
-            subprocess.Popen([*spy, "-d", "20", "--nonblocking"])
+            record = ["record", "-p", pid, "-r", "50", "-f", "raw", "-o", profile, "-d", "20"]
+            subprocess.Popen([spy, *record, "--nonblocking"])
         out, _, _, _ = await kafka.consume_count(
             bench.servers, env["REFSTREAM_TOPIC_ATTRIBUTIONS"], want,
             key=lambda r: orjson.loads(r.value)["attribution_event_id"],
         )  # fmt: skip
         emitted = [datetime.fromisoformat(orjson.loads(r.value)["emitted_at"]) for r in out]
         finished = max(emitted).timestamp()
+        bench.cpu_busy_cores = _busy_cores(cpu_before, _cpu_times())
     finally:
         for worker in processes:
             worker.stop()
@@ -194,10 +188,23 @@ async def run_join(bench: Bench, workers: int = 1, **extra: str) -> float:
     return count / (finished - started)
 
 
+def _cpu_times() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine (broker, workers and all)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def _busy_cores(before: tuple[int, int], after: tuple[int, int]) -> float:
+    busy, total = after[0] - before[0], after[1] - before[1]
+    return (os.cpu_count() or 1) * busy / total if total else 0.0
+
+
 async def join_throughput(bench: Bench) -> None:
     """One worker (RocksDB), with Faust's sensors off (the throughput setting) and on."""
     off = {"REFSTREAM_STORE": "rocksdb://", "REFSTREAM_FAUST_SENSOR": "false"}
     bench.results["join_events_per_s"] = await run_join(bench, **off)
+    bench.results["join_cpu_busy_cores"] = bench.cpu_busy_cores
     on = {**off, "REFSTREAM_FAUST_SENSOR": "true"}
     bench.results["join_events_per_s_faust_sensor_on"] = await run_join(bench, **on)
 
@@ -206,7 +213,9 @@ async def scale_out(bench: Bench) -> None:
     """Two workers in one group on 8-partition topics against one, on the same backlog."""
     settings = {"REFSTREAM_STORE": "rocksdb://", "REFSTREAM_FAUST_SENSOR": "false"}
     one = await run_join(bench, workers=1, **settings)
+    bench.results["scale_one_worker_cpu_busy_cores"] = bench.cpu_busy_cores
     two = await run_join(bench, workers=2, **settings)
+    bench.results["scale_two_workers_cpu_busy_cores"] = bench.cpu_busy_cores
     bench.results["scale_one_worker_events_per_s"] = one
     bench.results["scale_two_workers_events_per_s"] = two
     bench.results["scale_two_workers_ratio"] = two / one

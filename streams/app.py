@@ -46,7 +46,14 @@ if settings.broker_compat is BrokerCompat.TANSU:
 
     tansu.install(settings.kafka_bootstrap_servers)
 
-producer = BatchProducer(settings.kafka_bootstrap_servers)
+producer = BatchProducer(
+    settings.kafka_bootstrap_servers,
+    # Tansu answers NotLeaderForPartition to writes on changelog partitions just taken over
+    # from a killed worker; aiokafka re-sends the same batch until its request timeout (40 s)
+    # while a new batch goes through, so in compat mode give up on a batch sooner and let
+    # BatchProducer send it again.
+    **({"request_timeout_ms": 10_000} if settings.broker_compat is BrokerCompat.TANSU else {}),
+)
 """Sends the agents' outputs and table writes in per-partition batches."""
 
 

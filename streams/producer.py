@@ -46,8 +46,9 @@ class BatchProducer:
     """An aiokafka producer that sends lists of records as per-partition batches; it
     connects on first use."""
 
-    def __init__(self, bootstrap_servers: str) -> None:
+    def __init__(self, bootstrap_servers: str, request_timeout_ms: int = 40_000) -> None:
         self._bootstrap_servers = bootstrap_servers
+        self._request_timeout_ms = request_timeout_ms
         self._producer: AIOKafkaProducer | None = None
         self._starting = asyncio.Lock()
         self._partitioner = DefaultPartitioner()
@@ -59,6 +60,7 @@ class BatchProducer:
                 producer = AIOKafkaProducer(
                     bootstrap_servers=self._bootstrap_servers, acks="all",
                     max_batch_size=2 * MAX_BATCH_BYTES, max_request_size=4 * MAX_BATCH_BYTES,
+                    request_timeout_ms=self._request_timeout_ms,
                 )  # fmt: skip
                 await producer.start()
                 self._producer = producer
