@@ -10,6 +10,7 @@ from typing import Any
 
 import faust
 
+from streams import tansu
 from streams.producer import BatchProducer
 from streams.settings import BrokerCompat, Settings, get_settings
 
@@ -42,17 +43,15 @@ def faust_options(settings: Settings) -> dict[str, Any]:
 settings = get_settings()
 app = faust.App(settings.app_id, **faust_options(settings))
 if settings.broker_compat is BrokerCompat.TANSU:
-    from streams import tansu
-
     tansu.install(settings.kafka_bootstrap_servers)
 
 producer = BatchProducer(
     settings.kafka_bootstrap_servers,
-    # Tansu answers NotLeaderForPartition to writes on changelog partitions just taken over
-    # from a killed worker; aiokafka re-sends the same batch until its request timeout (40 s)
-    # while a new batch goes through, so in compat mode give up on a batch sooner and let
-    # BatchProducer send it again.
-    **({"request_timeout_ms": 10_000} if settings.broker_compat is BrokerCompat.TANSU else {}),
+    **(
+        {"request_timeout_ms": tansu.PRODUCER_REQUEST_TIMEOUT_MS}
+        if settings.broker_compat is BrokerCompat.TANSU
+        else {}
+    ),
 )
 """Sends the agents' outputs and table writes in per-partition batches."""
 

@@ -55,6 +55,8 @@ class BatchProducer:
         self._partitions: dict[str, list[int]] = {}
 
     async def _started(self) -> AIOKafkaProducer:
+        if self._producer is not None:
+            return self._producer
         async with self._starting:
             if self._producer is None:
                 producer = AIOKafkaProducer(
@@ -93,9 +95,12 @@ class BatchProducer:
         """
         producer = await self._started()
         by_partition: dict[tuple[str, int], list[OutRecord]] = {}
+        placers: dict[str, Callable[[bytes | None], int]] = {}
         for record in records:
             if record.partition is None:
-                record.partition = (await self.partitioner(record.topic))(record.key)
+                if record.topic not in placers:
+                    placers[record.topic] = await self.partitioner(record.topic)
+                record.partition = placers[record.topic](record.key)
             by_partition.setdefault((record.topic, record.partition), []).append(record)
         pending = [batch for tp, queued in by_partition.items() for batch in _split(tp, queued)]
         backoff = RETRY_BACKOFF_SECONDS

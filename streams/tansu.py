@@ -10,6 +10,11 @@ recovery exact without limiting the producer to one record per write.
 Tansu also answers a fetch that finds no new data only when its wait runs out, not when data
 arrives: with Faust's fixed 1.5 s wait every hop between agents cost about half a second when
 the stream is not saturated. The worker's consumer waits at most 100 ms in compat mode.
+
+And Tansu answers NotLeaderForPartition to writes on changelog partitions just taken over
+from a killed worker; aiokafka re-sends the same batch until its request timeout (40 s) while
+a new batch goes through, so the join's producer gives up on a batch after
+:data:`PRODUCER_REQUEST_TIMEOUT_MS` and sends it again.
 """
 
 from __future__ import annotations
@@ -20,9 +25,10 @@ from collections.abc import Iterable, Mapping
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-__all__ = ["FETCH_MAX_WAIT_MS", "end_offsets", "install"]
+__all__ = ["FETCH_MAX_WAIT_MS", "PRODUCER_REQUEST_TIMEOUT_MS", "end_offsets", "install"]
 
 FETCH_MAX_WAIT_MS = 100
+PRODUCER_REQUEST_TIMEOUT_MS = 10_000
 
 
 async def end_offsets(
