@@ -7,6 +7,7 @@ join stage that must see it first (:func:`agents.rules.route`).
 from __future__ import annotations
 
 import logging
+from collections import Counter
 
 from faust.types import EventT, StreamT
 
@@ -41,13 +42,12 @@ def dlq_headers(reason: str, message: str, event: EventT) -> list[tuple[str, byt
 
 
 async def ingest_batch(events: list[EventT], outbox: Outbox) -> None:
-    invalid = 0
+    accepted: Counter[str] = Counter()  # per topic; the metric is bumped once per batch
     for event in events:
         record = event.message
         try:
             parsed = parse_event(record.value, EXPECTED_TYPES.get(record.topic))
         except InvalidEvent as exc:
-            invalid += 1
             EVENTS.labels(record.topic, "invalid").inc()
             log.warning(
                 "invalid event dead-lettered reason=%s topic=%s partition=%s offset=%s",
@@ -60,11 +60,13 @@ async def ingest_batch(events: list[EventT], outbox: Outbox) -> None:
                 headers=dlq_headers(exc.reason, exc.message, event),
             )
             continue
-        EVENTS.labels(record.topic, "accepted").inc()
+        accepted[record.topic] += 1
         value = parsed.model_dump_json().encode()
         for forward in route(parsed):
             outbox.forward(forward.stage, forward.key, value, record.timestamp)
     await outbox.flush()
+    for topic, count in accepted.items():
+        EVENTS.labels(topic, "accepted").inc(count)
 
 
 @app.agent(inputs, concurrency=1)

@@ -92,8 +92,10 @@ class JoinStage:
         step: Callable[..., tuple[Any, StepResult]],
         state_type: type[BaseModel],
         rules: JoinRules,
+        batch_size: int,
     ) -> None:
         self.stage = stage
+        self.batch_size = batch_size
         self.table = table
         self.step = step
         self.state_type = state_type
@@ -104,25 +106,36 @@ class JoinStage:
         self.release_not_before = 0.0
 
     async def process(self, events: list[EventT], outbox: Outbox) -> None:
-        now = time.time()
-        groups: dict[str, list[tuple[dict[str, Any], EventT]]] = {}
+        """Apply a batch of envelopes, at most ``batch_size`` entries at a time (an envelope
+        carries hundreds, and a batch's states, outputs and records are all in memory)."""
+        chunk: list[tuple[dict[str, Any], EventT]] = []
         for event in events:
             try:
                 entries = envelopes.unpack(event.message.value)
             except ValueError as exc:  # a bad record never escapes the agent
                 self._dead_letter(event, event.message.value, exc, outbox)
                 continue
-            for entry in entries:
-                key = entry.get("k") if isinstance(entry, dict) else None
-                if isinstance(key, str):
-                    groups.setdefault(key, []).append((entry, event))
-                else:
-                    self._dead_letter(event, orjson.dumps(entry), ValueError("no key"), outbox)
+            chunk.extend((entry, event) for entry in entries)
+            if len(chunk) >= self.batch_size:
+                await self._apply(chunk, outbox)
+                chunk = []
+        await self._apply(chunk, outbox)
+
+    async def _apply(self, chunk: list[tuple[dict[str, Any], EventT]], outbox: Outbox) -> None:
+        now = time.time()
+        groups: dict[str, list[tuple[dict[str, Any], EventT]]] = {}
+        for entry, event in chunk:
+            key = entry.get("k") if isinstance(entry, dict) else None
+            if isinstance(key, str):
+                groups.setdefault(key, []).append((entry, event))
+            else:
+                self._dead_letter(event, orjson.dumps(entry), ValueError("no key"), outbox)
         writes: list[tuple[bytes, bytes, int]] = []
         states: dict[str, Any] = {}
         for key, group in groups.items():
             raw_key = key.encode()
-            stored = self.table.read(raw_key)
+            partition = group[0][1].message.partition  # the key's; the changelog's too
+            stored = self.table.read(raw_key, partition)
             state = self.state_type.model_validate_json(stored) if stored is not None else None
             for entry, event in group:
                 try:
@@ -135,7 +148,6 @@ class JoinStage:
                 outbox.emit(result, entry.get("ts"))
             if state is not None:
                 states[key] = state
-                partition = group[0][1].message.partition  # the key's; the changelog's too
                 writes.append((raw_key, state.model_dump_json().encode(), partition))
         await outbox.flush()  # outputs first: a crash may repeat them, never lose them
         await self.table.write(producer, writes)  # durable before take_events acks the batch
@@ -204,17 +216,17 @@ class JoinStage:
         )
 
 
+def _stage(
+    stage: Stage, table: DurableTable, step: Callable[..., Any], state: type[BaseModel]
+) -> JoinStage:
+    return JoinStage(stage, table, step, state, settings.join_rules, settings.batch_size)
+
+
 STAGES: dict[Stage, JoinStage] = {
-    Stage.REFERRAL: JoinStage(
-        Stage.REFERRAL, tables.referrals, referral_step, ReferralState, settings.join_rules
-    ),
-    Stage.CUSTOMER: JoinStage(
-        Stage.CUSTOMER, tables.customers, customer_step, CustomerState, settings.join_rules
-    ),
-    Stage.EMAIL: JoinStage(Stage.EMAIL, tables.emails, email_step, EmailState, settings.join_rules),
-    Stage.ADVOCATE: JoinStage(
-        Stage.ADVOCATE, tables.advocates, advocate_step, AdvocateState, settings.join_rules
-    ),
+    Stage.REFERRAL: _stage(Stage.REFERRAL, tables.referrals, referral_step, ReferralState),
+    Stage.CUSTOMER: _stage(Stage.CUSTOMER, tables.customers, customer_step, CustomerState),
+    Stage.EMAIL: _stage(Stage.EMAIL, tables.emails, email_step, EmailState),
+    Stage.ADVOCATE: _stage(Stage.ADVOCATE, tables.advocates, advocate_step, AdvocateState),
 }
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.attribution import Party, Totals
 from schemas.events import (
@@ -40,7 +40,7 @@ SEEN_LIMIT = 256
 class _State(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    seen: list[str] = []
+    seen: list[str] = Field(default_factory=list)
 
     def remember(self, event_id: str) -> bool:
         """Record ``event_id``; False when it was already processed (rule 1)."""
@@ -103,8 +103,8 @@ class AdvocateState(_State):
 
     advocate_id: str
     advocate: Party | None = None
-    revenue: dict[str, dict[str, str]] = {}
-    held: list[HeldSignup] = []  # never holds anything; keeps the rebalance scan cheap
+    revenue: dict[str, dict[str, str]] = Field(default_factory=dict)
+    held: list[HeldSignup] = Field(default_factory=list)  # never holds anything: a cheap scan
 
     def oldest_hold(self) -> float | None:
         return None
@@ -115,13 +115,13 @@ class ReferralState(_State):
 
     referral_id: str
     referral: ReferralCreated | None = None
-    held: list[HeldSignup] = []
+    held: list[HeldSignup] = Field(default_factory=list)
     reserved_for: str | None = None
     friend_confirmed: bool = False
     # The lookup view, folded from the attribution events of this referral.
     status: str = "pending"
     friend: Party | None = None
-    totals: Totals = Totals()
+    totals: Totals = Field(default_factory=Totals)
     signed_up_at: Timestamp | None = None
     converted_at: Timestamp | None = None
     last_kind: str | None = None
@@ -145,10 +145,10 @@ class CustomerState(_State):
     referral: ClaimedReferral | None = None
     friend: Party | None = None
     signed_up_at: Timestamp | None = None
-    orders: dict[str, OrderState] = {}
+    orders: dict[str, OrderState] = Field(default_factory=dict)
     converted: bool = False
     converted_at: Timestamp | None = None
-    held: list[HeldOrderEvent] = []
+    held: list[HeldOrderEvent] = Field(default_factory=list)
 
     def oldest_hold(self) -> float | None:
         return min((h.received_at for h in self.held), default=None)
@@ -171,8 +171,8 @@ class EmailState(_State):
     """Keyed by normalised friend email: referrals naming it, signups without referral_id."""
 
     email: str
-    candidates: dict[str, Timestamp] = {}
-    held: list[HeldSignup] = []
+    candidates: dict[str, Timestamp] = Field(default_factory=dict)
+    held: list[HeldSignup] = Field(default_factory=list)
 
     def oldest_hold(self) -> float | None:
         return min((h.received_at for h in self.held), default=None)

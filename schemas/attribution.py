@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.events import Amount, Currency, Timestamp
 
@@ -63,7 +63,7 @@ class Totals(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     orders: int = 0
-    revenue: dict[str, str] = {}
+    revenue: dict[str, str] = Field(default_factory=dict)
 
 
 class AttributionEvent(BaseModel):
@@ -76,7 +76,7 @@ class AttributionEvent(BaseModel):
     advocate: Party | None = None
     friend: Party | None = None
     order: OrderRef | None = None
-    totals: Totals = Totals()
+    totals: Totals = Field(default_factory=Totals)
     reason: str | None = None
     source_event_id: str
     occurred_at: Timestamp

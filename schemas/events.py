@@ -87,10 +87,10 @@ def _currency(value: object) -> str:
     return value.upper()
 
 
+# Serialised by pydantic itself: ISO 8601 with the offset, "Z" for UTC.
 Timestamp = Annotated[
     datetime,
     BeforeValidator(_rfc3339),
-    PlainSerializer(lambda d: d.isoformat().replace("+00:00", "Z"), return_type=str),
     WithJsonSchema({"type": "string", "format": "date-time", "pattern": _RFC3339.pattern}),
 ]
 Email = Annotated[

@@ -12,11 +12,11 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 __all__ = ["BatchProducer", "Headers", "OutRecord"]
 
@@ -82,7 +82,9 @@ class BatchProducer:
         return partial(self._place, partitions)
 
     def _place(self, partitions: list[int], key: bytes | None) -> int:
-        return self._partitioner(key, partitions, partitions)
+        if key is None:
+            return self._partitioner(key, partitions, partitions)
+        return partitions[_key_hash(key) % len(partitions)]
 
     async def send_all(self, records: Sequence[OutRecord]) -> None:
         """Send ``records`` and return once the broker has acknowledged every one.
@@ -137,6 +139,13 @@ class BatchProducer:
                 raise RuntimeError(f"record batch overflow on {topic}[{partition}]")
         batch.close()
         return await producer.send_batch(batch, topic, partition=partition)
+
+
+@lru_cache(maxsize=1 << 16)
+def _key_hash(key: bytes) -> int:
+    """The default partitioner's hash of ``key``. aiokafka computes murmur2 in Python; the
+    join places each key several times (its stages, changelogs and outputs), so it is kept."""
+    return murmur2(key) & 0x7FFFFFFF
 
 
 def _split(
