@@ -171,8 +171,8 @@ async def run_join(bench: Bench, workers: int = 1, **extra: str) -> float:
         if profile := os.environ.get("BENCH_PROFILE"):  # py-spy collapsed stacks of a worker
             spy = str(Path(sys.executable).with_name("py-spy"))
             pid = str(processes[0].process.pid)
-            record = ["record", "-p", pid, "-r", "50", "-f", "raw", "-o", profile, "-d", "20"]
-            subprocess.Popen([spy, *record, "--nonblocking"])
+            record = ["record", "-p", pid, "-r", "100", "-f", "raw", "-o", profile, "-d", "25"]
+            subprocess.Popen([spy, *record])
         out, _, _, _ = await kafka.consume_count(
             bench.servers, env["REFSTREAM_TOPIC_ATTRIBUTIONS"], want,
             key=lambda r: orjson.loads(r.value)["attribution_event_id"],
@@ -210,15 +210,19 @@ async def join_throughput(bench: Bench) -> None:
 
 
 async def scale_out(bench: Bench) -> None:
-    """Two workers in one group on 8-partition topics against one, on the same backlog."""
+    """Two workers in one group on 8-partition topics against one, on the same backlog; the
+    two again with a standby copy of each table partition (``REFSTREAM_STANDBY_REPLICAS``)."""
     settings = {"REFSTREAM_STORE": "rocksdb://", "REFSTREAM_FAUST_SENSOR": "false"}
     one = await run_join(bench, workers=1, **settings)
     bench.results["scale_one_worker_cpu_busy_cores"] = bench.cpu_busy_cores
     two = await run_join(bench, workers=2, **settings)
     bench.results["scale_two_workers_cpu_busy_cores"] = bench.cpu_busy_cores
+    standby = await run_join(bench, workers=2, REFSTREAM_STANDBY_REPLICAS="1", **settings)
     bench.results["scale_one_worker_events_per_s"] = one
     bench.results["scale_two_workers_events_per_s"] = two
     bench.results["scale_two_workers_ratio"] = two / one
+    bench.results["scale_two_workers_standby_events_per_s"] = standby
+    bench.results["scale_two_workers_standby_ratio"] = standby / one
 
 
 async def preload_attributions(bench: Bench) -> tuple[str, int]:

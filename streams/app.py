@@ -25,6 +25,7 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "datadir": settings.data_dir,
         "topic_partitions": settings.partitions,
         "topic_replication_factor": settings.replication_factor,
+        "table_standby_replicas": settings.standby_replicas,
         "web_bind": settings.web_host,
         "web_port": settings.web_port,
         "canonical_url": settings.canonical_url
