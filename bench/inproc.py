@@ -1,0 +1,138 @@
+"""The join's own code per event, without Faust or a broker: ``python -m bench.inproc``.
+
+Drives the real ``ingest_batch`` and ``JoinStage.process`` over the bench workload with an
+in-memory producer (records land in per-topic lists; stage envelopes are fed to their stage
+until none are left) and dict tables. What it times is validation, the rules, envelopes and
+serialisation: the part of a worker's CPU that is ours, as opposed to Faust's per-record
+machinery, which ``make bench`` measures as the floor. ``--profile`` prints a cProfile of it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import pstats
+import time
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+import agents.outbox
+from agents.ingest import ingest_batch
+from agents.join import STAGES
+from agents.outbox import Outbox
+from agents.rules import Stage
+from dev.generator import Workload
+from streams.app import settings, tune_gc
+from streams.producer import OutRecord, _key_hash
+from streams.topics import STAGE_TOPICS
+
+PARTITIONS = 8
+
+
+class MemoryProducer:
+    """Places records like the BatchProducer and keeps them per topic."""
+
+    def __init__(self) -> None:
+        self.topics: dict[str, list[OutRecord]] = {}
+        self._offset = 0
+
+    async def partitioner(self, topic: str) -> Callable[[bytes | None], int]:
+        return lambda key: _key_hash(key or b"") % PARTITIONS
+
+    async def send_all(self, records: list[OutRecord]) -> None:
+        for record in records:
+            self._offset += 1
+            record.offset = self._offset
+            if record.partition is None:
+                record.partition = _key_hash(record.key or b"") % PARTITIONS
+            self.topics.setdefault(record.topic, []).append(record)
+
+    def take(self, topic: str) -> list[OutRecord]:
+        return self.topics.pop(topic, [])
+
+
+class MemoryTable:
+    def __init__(self) -> None:
+        self.data: dict[bytes, bytes | None] = {}
+
+    def read(self, key: bytes, partition: int) -> bytes | None:
+        return self.data.get(key)
+
+    async def write(self, producer: Any, items: list[tuple[bytes, bytes | None, int]]) -> None:
+        self.data.update((key, value) for key, value, _ in items)
+
+
+def _event(topic: str, partition: int, key: bytes | None, value: bytes | None) -> Any:
+    """What the agents read of a Faust event."""
+    message = SimpleNamespace(
+        topic=topic, partition=partition, offset=0, key=key, value=value, timestamp=time.time()
+    )
+    return SimpleNamespace(message=message)
+
+
+async def _no_topic_to_create(name: str) -> None:
+    return None
+
+
+async def run(events: int) -> dict[str, float]:
+    workload = Workload.build(journeys=max(10, int(events / 2.6)), seed=99, invalid=0)
+    want = len(workload.expected(phases=1).emitted)
+    agents.outbox.ensure_topic = _no_topic_to_create  # no broker here
+    producer = MemoryProducer()
+    for stage in STAGES.values():
+        stage.table = MemoryTable()  # type: ignore[assignment]
+    outbox = Outbox(producer, settings.topics, STAGE_TOPICS)  # type: ignore[arg-type]
+    topic_of = {
+        "referrals": settings.topics.referrals,
+        "signups": settings.topics.signups,
+        "orders": settings.topics.orders,
+    }
+    inputs = [_event(topic_of[r.topic], 0, r.key, r.value) for r in workload.phase1]
+    ingest_seconds = stage_seconds = 0.0
+    for start in range(0, len(inputs), settings.batch_size):
+        began = time.perf_counter()
+        await ingest_batch(inputs[start : start + settings.batch_size], outbox)
+        ingest_seconds += time.perf_counter() - began
+        began = time.perf_counter()
+        while True:  # until the stages stop sending each other envelopes
+            pending = {stage: producer.take(topic) for stage, topic in STAGE_TOPICS.items()}
+            pending = {stage: records for stage, records in pending.items() if records}
+            if not pending:
+                break
+            for stage, records in pending.items():
+                batch = [_event("", r.partition or 0, None, r.value) for r in records]
+                await STAGES[Stage(stage)].process(batch, outbox)
+        stage_seconds += time.perf_counter() - began
+    got = len(producer.take(settings.topics.attributions))
+    if got != want:
+        raise SystemExit(f"the join emitted {got} attributions, the workload expects {want}")
+    count = len(inputs)
+    return {
+        "events": count,
+        "attributions": got,
+        "ingest_us_per_event": ingest_seconds / count * 1e6,
+        "stages_us_per_event": stage_seconds / count * 1e6,
+        "events_per_s": count / (ingest_seconds + stage_seconds),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--profile", action="store_true", help="print the top of a cProfile")
+    args = parser.parse_args()
+    tune_gc()  # as a worker does
+    if args.profile:
+        profiler = cProfile.Profile()
+        result = profiler.runcall(asyncio.run, run(args.events))
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+    else:
+        result = asyncio.run(run(args.events))
+    for name, value in result.items():
+        print(f"  {name:<22} {value:>12,.1f}")
+
+
+if __name__ == "__main__":
+    main()
