@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import orjson
@@ -55,6 +56,14 @@ def test_extra_fields_are_ignored_and_currency_upper_cased():
     event = parse({**ORDER, "currency": "eur", "coupon": "X", "customer": {"id": "c", "vip": 1}})
     assert event.currency == "EUR"
     assert not hasattr(event, "coupon")
+
+
+@pytest.mark.parametrize(
+    "text", ["2026-11-22T13:00:00+01:00", "2026-11-22t12:00:00z", "2026-11-22 12:00:00.000Z"]
+)
+def test_every_rfc3339_spelling_with_an_offset_is_accepted(text):
+    event = parse({**ORDER, "occurred_at": text})
+    assert event.occurred_at == datetime(2026, 11, 22, 12, tzinfo=UTC)
 
 
 def test_serialised_event_round_trips():
