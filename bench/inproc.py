@@ -15,6 +15,7 @@ import cProfile
 import pstats
 import time
 from collections.abc import Callable
+from functools import partial
 from types import SimpleNamespace
 from typing import Any
 
@@ -25,10 +26,10 @@ from agents.outbox import Outbox
 from agents.rules import Stage
 from dev.generator import Workload
 from streams.app import settings, tune_gc
-from streams.producer import OutRecord, _key_hash
+from streams.producer import OutRecord, place
 from streams.topics import STAGE_TOPICS
 
-PARTITIONS = 8
+PARTITIONS = list(range(8))
 
 
 class MemoryProducer:
@@ -39,14 +40,14 @@ class MemoryProducer:
         self._offset = 0
 
     async def partitioner(self, topic: str) -> Callable[[bytes | None], int]:
-        return lambda key: _key_hash(key or b"") % PARTITIONS
+        return partial(place, partitions=PARTITIONS)
 
     async def send_all(self, records: list[OutRecord]) -> None:
         for record in records:
             self._offset += 1
             record.offset = self._offset
             if record.partition is None:
-                record.partition = _key_hash(record.key or b"") % PARTITIONS
+                record.partition = place(record.key, PARTITIONS)
             self.topics.setdefault(record.topic, []).append(record)
 
     def take(self, topic: str) -> list[OutRecord]:

@@ -40,18 +40,12 @@ __all__ = [
     "ReferralCreated",
     "SignupCompleted",
     "Timestamp",
-    "normalise_email",
     "parse_event",
 ]
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _TIMESTAMP_RULE = "must be an RFC 3339 timestamp with an offset, e.g. 2026-11-20T10:00:00Z"
-
-
-def normalise_email(value: str) -> str:
-    """Emails compare case-insensitively after trimming (contract section 4)."""
-    return value.strip().lower()
 
 
 def _amount(value: object) -> Decimal:
@@ -81,7 +75,7 @@ Timestamp = Annotated[
     AwareDatetime,
     WithJsonSchema({"type": "string", "format": "date-time", "pattern": _RFC3339.pattern}),
 ]
-Email = Annotated[
+Email = Annotated[  # emails compare case-insensitively after trimming (contract section 4)
     str,
     StringConstraints(strip_whitespace=True, to_lower=True, pattern=_EMAIL.pattern),
     WithJsonSchema({"type": "string", "format": "email"}),

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache, partial
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import DefaultPartitioner, murmur2
+from aiokafka.partitioner import murmur2
 
-__all__ = ["BatchProducer", "Headers", "OutRecord"]
+__all__ = ["BatchProducer", "Headers", "OutRecord", "place"]
 
 Headers = list[tuple[str, bytes]]
 MAX_BATCH_BYTES = 1024 * 1024
@@ -51,7 +52,6 @@ class BatchProducer:
         self._request_timeout_ms = request_timeout_ms
         self._producer: AIOKafkaProducer | None = None
         self._starting = asyncio.Lock()
-        self._partitioner = DefaultPartitioner()
         self._partitions: dict[str, list[int]] = {}
 
     async def _started(self) -> AIOKafkaProducer:
@@ -79,12 +79,7 @@ class BatchProducer:
         if partitions is None:
             producer = await self._started()
             partitions = self._partitions[topic] = sorted(await producer.partitions_for(topic))
-        return partial(self._place, partitions)
-
-    def _place(self, partitions: list[int], key: bytes | None) -> int:
-        if key is None:
-            return self._partitioner(key, partitions, partitions)
-        return partitions[_key_hash(key) % len(partitions)]
+        return partial(place, partitions=partitions)
 
     async def send_all(self, records: Sequence[OutRecord]) -> None:
         """Send ``records`` and return once the broker has acknowledged every one.
@@ -139,6 +134,13 @@ class BatchProducer:
                 raise RuntimeError(f"record batch overflow on {topic}[{partition}]")
         batch.close()
         return await producer.send_batch(batch, topic, partition=partition)
+
+
+def place(key: bytes | None, partitions: Sequence[int]) -> int:
+    """The partition aiokafka's default partitioner gives ``key`` (a random one for None)."""
+    if key is None:
+        return random.choice(partitions)
+    return partitions[_key_hash(key) % len(partitions)]
 
 
 @lru_cache(maxsize=1 << 16)

@@ -5,9 +5,10 @@ from types import SimpleNamespace
 
 import pytest
 from aiokafka.errors import NotLeaderForPartitionError, RecordTooLargeError
+from aiokafka.partitioner import DefaultPartitioner
 
 from streams import producer as producer_module
-from streams.producer import BatchProducer, OutRecord
+from streams.producer import BatchProducer, OutRecord, place
 
 
 class FakeKafka:
@@ -76,3 +77,10 @@ async def test_a_permanent_failure_is_raised():
     kafka = FakeKafka({0: [RecordTooLargeError()]})
     with pytest.raises(RecordTooLargeError):
         await producer_with(kafka).send_all([OutRecord("t", None, b"x", partition=0)])
+
+
+def test_keys_go_where_aiokafkas_default_partitioner_puts_them():
+    partitions = list(range(8))
+    for n in range(500):
+        key = f"ref_{n:06d}".encode()
+        assert place(key, partitions) == DefaultPartitioner()(key, partitions, partitions)
