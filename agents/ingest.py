@@ -63,7 +63,7 @@ async def ingest_batch(events: list[EventT], outbox: Outbox) -> None:
         accepted[record.topic] += 1
         value = parsed.model_dump_json().encode()
         for forward in route(parsed):
-            outbox.forward(forward.stage, forward.key, value, record.timestamp)
+            outbox.forward(forward.stage, forward.key, parsed.type, value, record.timestamp)
     await outbox.flush()
     for topic, count in accepted.items():
         EVENTS.labels(topic, "accepted").inc(count)

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from agents import envelopes
 from agents.ingest import dlq_headers
-from agents.outbox import Outbox, crash_on_error
+from agents.outbox import ATTRIBUTION, Outbox, crash_on_error
 from agents.rules import (
     Expire,
     JoinRules,
@@ -60,6 +60,7 @@ _MESSAGES: dict[str, type[BaseModel]] = {
     "order.refunded": OrderRefunded,
     "claim": Claim,
     "advocate.revenue": AdvocateRevenue,
+    ATTRIBUTION: AttributionEvent,
 }
 _SOURCE_TOPIC = {
     ReferralCreated: _t.referrals,
@@ -71,15 +72,21 @@ EXPIRE = b'{"type":"expire"}'
 _NOTHING_HELD = b'"held":[]'
 
 
-def decode_message(data: dict[str, Any]) -> Any:
-    """An envelope entry's message: an input event, a claim, an expire tick, or an
-    attribution event folded back into the referral stage (the one kind without a type)."""
-    kind = data.get("type")
-    if kind is None:
-        return AttributionEvent.model_validate(data)
+def decode_message(entry: dict[str, Any]) -> Any:
+    """An envelope entry's message: an input event, a claim, an advocate's revenue, an
+    expire tick, or an attribution event folded back into the referral stage.
+
+    Its kind ``t`` names the model and pydantic parses the message's JSON text ``m`` into
+    it. Entries from before the kind was added carry the message as a JSON object with a
+    ``type`` (none for an attribution event); a worker still reads those after an upgrade.
+    """
+    message = entry["m"]
+    text = isinstance(message, str)
+    kind = entry["t"] if text else message.get("type", ATTRIBUTION)
     if kind == "expire":
         return Expire()
-    return _MESSAGES[kind].model_validate(data)
+    model = _MESSAGES[kind]
+    return model.model_validate_json(message.encode()) if text else model.model_validate(message)
 
 
 class JoinStage:
@@ -139,7 +146,7 @@ class JoinStage:
             state = self.state_type.model_validate_json(stored) if stored is not None else None
             for entry, event in group:
                 try:
-                    message = decode_message(entry["m"])
+                    message = decode_message(entry)
                 except Exception as exc:  # a bad message never escapes the agent
                     self._dead_letter(event, orjson.dumps(entry), exc, outbox)
                     continue
@@ -164,7 +171,7 @@ class JoinStage:
         due = [key for key, deadline in self.deadlines.items() if deadline <= now]
         for key in due:
             del self.deadlines[key]
-            outbox.forward(self.stage, key, EXPIRE, now)  # latency counts from the tick
+            outbox.forward(self.stage, key, "expire", EXPIRE, now)  # latency counts from the tick
         await outbox.flush()
 
     def _scan(self) -> None:

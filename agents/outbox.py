@@ -23,7 +23,10 @@ from streams.producer import BatchProducer, Headers, OutRecord
 from streams.settings import Topics
 from streams.topics import ensure_topic
 
-__all__ = ["Outbox", "crash_on_error"]
+__all__ = ["ATTRIBUTION", "Outbox", "crash_on_error"]
+
+ATTRIBUTION = "attribution"
+"""The envelope kind of an attribution event folded back into the referral stage."""
 
 log = logging.getLogger(__name__)
 
@@ -66,17 +69,22 @@ class Outbox:
         """Queue one record for a topic outside the join (attributions, dead letters)."""
         self._records.append(OutRecord(topic, key, value, timestamp, headers))
 
-    def forward(self, stage: str, key: str, message: bytes, timestamp: float | None) -> None:
-        """Queue a message (JSON) for ``stage``'s ``key``."""
+    def forward(
+        self, stage: str, key: str, kind: str, message: bytes, timestamp: float | None
+    ) -> None:
+        """Queue a message of ``kind`` (its JSON) for ``stage``'s ``key``."""
         queued = self._entries.setdefault(self._stage_topics[stage], [])
-        queued.append((key.encode(), envelopes.entry(key, message, timestamp)))
+        queued.append((key.encode(), envelopes.entry(key, kind, message, timestamp)))
 
     def emit(self, result: StepResult, source_timestamp: float | None) -> None:
         """Queue a step's forwards and attribution events; ``source_timestamp`` is the input
         record's time, carried along so latency is measured from the producer's record."""
         for forward in result.forwards:
-            message = forward.message.model_dump_json().encode()
-            self.forward(forward.stage, forward.key, message, source_timestamp)
+            message = forward.message
+            self.forward(
+                forward.stage, forward.key, message.type, message.model_dump_json().encode(),
+                source_timestamp,
+            )  # fmt: skip
         if result.attributions:
             self.attributions(result.attributions, source_timestamp)
         for totals in result.advocate_totals:
@@ -100,7 +108,9 @@ class Outbox:
             key = event.referral_id.encode() if event.referral_id else None
             self.send(self._topics.attributions, key, value, timestamp=source_timestamp)
             if event.referral_id:
-                self.forward(Stage.REFERRAL, event.referral_id, value, source_timestamp)
+                self.forward(
+                    Stage.REFERRAL, event.referral_id, ATTRIBUTION, value, source_timestamp
+                )
             ATTRIBUTIONS.labels(event.kind.value).inc()
             if source_timestamp:
                 ATTRIBUTION_LATENCY.observe(max(0.0, now - source_timestamp))

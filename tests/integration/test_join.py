@@ -192,9 +192,16 @@ async def test_bad_internal_messages_are_dead_lettered_and_the_rest_applied(pipe
         "occurred_at": "2026-09-10T13:19:00Z",
         "advocate": {"id": "adv_bad", "email": "adv.bad@example.com", "first_name": "Ada"},
     }  # fmt: skip
-    bad_entry = {"k": "ref_bad_1", "ts": None, "m": {"type": "claim"}}
-    keyless = {"ts": None, "m": {"type": "expire"}}
-    envelope = orjson.dumps([{"k": "ref_bad_1", "ts": None, "m": referral}, bad_entry, keyless])
+    good = {
+        "k": "ref_bad_1",
+        "ts": None,
+        "t": "referral.created",
+        "m": orjson.dumps(referral).decode(),
+    }
+    bad_entry = {"k": "ref_bad_1", "ts": None, "t": "claim", "m": '{"type":"claim"}'}
+    bad_object = {"k": "ref_bad_1", "ts": None, "m": {"type": "claim"}}  # the older entry form
+    keyless = {"ts": None, "t": "expire", "m": '{"type":"expire"}'}
+    envelope = orjson.dumps([good, bad_entry, bad_object, keyless])
     producer = AIOKafkaProducer(bootstrap_servers=servers)
     await producer.start()
     try:
@@ -211,9 +218,9 @@ async def test_bad_internal_messages_are_dead_lettered_and_the_rest_applied(pipe
 
     records = await read_topic(servers, topics["attributions"], until=lambda r: len(r) >= 1)
     assert [orjson.loads(r.value)["kind"] for r in records] == ["friend_signed_up"]
-    dlq = await read_topic(servers, topics["dlq_invalid"], until=lambda r: len(r) >= 3, idle=1)
+    dlq = await read_topic(servers, topics["dlq_invalid"], until=lambda r: len(r) >= 4, idle=1)
     assert sorted(r.value for r in dlq) == sorted(
-        [b"garbage", orjson.dumps(bad_entry), orjson.dumps(keyless)]
+        [b"garbage", orjson.dumps(bad_entry), orjson.dumps(bad_object), orjson.dumps(keyless)]
     )
     for record in dlq:
         headers = dict(record.headers)
