@@ -1,6 +1,7 @@
 """BatchProducer's batching and retry logic against a scripted stand-in for aiokafka."""
 
 import asyncio
+import random
 from types import SimpleNamespace
 
 import pytest
@@ -80,7 +81,10 @@ async def test_a_permanent_failure_is_raised():
 
 
 def test_keys_go_where_aiokafkas_default_partitioner_puts_them():
-    partitions = list(range(8))
-    for n in range(500):
-        key = f"ref_{n:06d}".encode()
-        assert place(key, partitions) == DefaultPartitioner()(key, partitions, partitions)
+    rng = random.Random(7)  # every length up to 64 bytes: each tail of murmur2's 4-byte words
+    keys = [f"ref_{n:06d}".encode() for n in range(500)]
+    keys += [rng.randbytes(rng.randint(0, 64)) for _ in range(2000)] + [b"", "ü@x".encode()]
+    for count in (1, 3, 8, 32):
+        partitions = list(range(count))
+        for key in keys:
+            assert place(key, partitions) == DefaultPartitioner()(key, partitions, partitions)
