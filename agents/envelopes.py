@@ -27,10 +27,7 @@ MAX_ENVELOPE_BYTES = 256 * 1024
 
 def entry(key: str, kind: str, message: bytes, timestamp: float | None) -> bytes:
     """One keyed message of ``kind`` (its JSON) with the timestamp of the input that caused it."""
-    return b'{"k":%b,"ts":%b,"t":%b,"m":%b}' % (
-        orjson.dumps(key), orjson.dumps(timestamp), orjson.dumps(kind),
-        orjson.dumps(message.decode()),
-    )  # fmt: skip
+    return orjson.dumps({"k": key, "ts": timestamp, "t": kind, "m": message.decode()})
 
 
 def pack(entries: Iterable[bytes], limit: int = MAX_ENVELOPE_BYTES) -> Iterator[bytes]:

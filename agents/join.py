@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from itertools import repeat
 from typing import Any
 
 import orjson
@@ -109,6 +110,8 @@ class JoinStage:
         self.rules = rules
         self.deadlines: dict[str, float] = {}
         self.held: dict[str, int] = {}
+        """Held events per key, and their sum (the pending gauge) kept as keys change."""
+        self.held_total = 0
         self.needs_scan = True
         self.release_not_before = 0.0
 
@@ -122,7 +125,7 @@ class JoinStage:
             except ValueError as exc:  # a bad record never escapes the agent
                 self._dead_letter(event, event.message.value, exc, outbox)
                 continue
-            chunk.extend((entry, event) for entry in entries)
+            chunk.extend(zip(entries, repeat(event)))
             if len(chunk) >= self.batch_size:
                 await self._apply(chunk, outbox)
                 chunk = []
@@ -160,7 +163,7 @@ class JoinStage:
         await self.table.write(producer, writes)  # durable before take_events acks the batch
         for key, state in states.items():
             self._track(key, state)
-        PENDING.set(sum(sum(s.held.values()) for s in STAGES.values()))
+        PENDING.set(sum(stage.held_total for stage in STAGES.values()))
 
     async def sweep(self, outbox: Outbox) -> None:
         """Timer: tick every key whose oldest held event has outlived the pending TTL."""
@@ -183,6 +186,7 @@ class JoinStage:
         """
         self.deadlines.clear()
         self.held.clear()
+        self.held_total = 0
         self.release_not_before = time.time() + self.rules.pending_ttl
         for key, value in self.table.items():
             if value and _NOTHING_HELD not in value:
@@ -190,14 +194,15 @@ class JoinStage:
                 self._track(key.decode(), state)
 
     def _track(self, key: str, state: Any) -> None:
+        self.held_total -= self.held.pop(key, 0)
         oldest = state.oldest_hold()
         if oldest is None:
             self.deadlines.pop(key, None)
-            self.held.pop(key, None)
         else:
             deadline = oldest + self.rules.pending_ttl
             self.deadlines[key] = max(deadline, self.release_not_before)
             self.held[key] = len(state.held)
+            self.held_total += len(state.held)
 
     def _count(self, message: Any, result: StepResult) -> None:
         if result.duplicates:

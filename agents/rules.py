@@ -207,6 +207,8 @@ def _reevaluate_signups(
     state: ReferralState, now: float, rules: JoinRules, result: StepResult, expire: bool = False
 ) -> None:
     """Evaluate held signups in event-time order (rule 11); keep those still waiting."""
+    if not state.held:
+        return
     waiting: list[HeldSignup] = []
     for held in sorted(state.held, key=lambda h: (h.signup.occurred_at, h.signup.event_id)):
         timed_out = expire and _expired(held.received_at, now, rules)
@@ -224,25 +226,23 @@ def _evaluate_signup(
 ) -> bool:
     """Decide one signup at its referral; False while it must keep waiting."""
     customer = signup.customer
-    friend = _party(customer)
     referral = state.referral
     if referral is None:
         if timed_out:
             result.attributions.append(
                 _attribution(
                     K.SIGNUP_UNATTRIBUTED, state.referral_id, signup.event_id,
-                    signup.occurred_at, friend=friend, reason="referral_unknown",
+                    signup.occurred_at, friend=_party(customer), reason="referral_unknown",
                 )
             )  # fmt: skip
             return True
         return False
-    claimed = ClaimedReferral.of(referral)
 
     def emit(kind: K, reason: str) -> bool:
         result.attributions.append(
             _attribution(
                 kind, state.referral_id, signup.event_id, signup.occurred_at,
-                referral=claimed, friend=friend, reason=reason,
+                referral=ClaimedReferral.of(referral), friend=_party(customer), reason=reason,
             )
         )  # fmt: skip
         return True
@@ -255,7 +255,7 @@ def _evaluate_signup(
         return emit(K.SIGNUP_UNATTRIBUTED, "window_expired")
     if state.reserved_for is None:
         state.reserved_for = customer.id
-        claim = Claim(signup=signup, referral=claimed)
+        claim = Claim(signup=signup, referral=ClaimedReferral.of(referral))
         result.forwards.append(Forward(Stage.CUSTOMER, customer.id, claim))
         return True
     if state.reserved_for == customer.id:
@@ -389,6 +389,8 @@ def _reevaluate_orders(
     state: CustomerState, now: float, rules: JoinRules, result: StepResult, expire: bool = False
 ) -> None:
     """Held orders first, then refunds, each in event-time order (rule 11)."""
+    if not state.held:
+        return
     waiting: list[HeldOrderEvent] = []
 
     def order_first(h: HeldOrderEvent) -> tuple:
