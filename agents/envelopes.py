@@ -20,14 +20,20 @@ from typing import Any
 
 import orjson
 
-__all__ = ["MAX_ENVELOPE_BYTES", "entry", "pack", "unpack"]
+__all__ = ["ATTRIBUTION", "EXPIRE", "MAX_ENVELOPE_BYTES", "entry", "pack", "unpack"]
 
 MAX_ENVELOPE_BYTES = 256 * 1024
+ATTRIBUTION = "attribution"
+"""The kind of an attribution event folded back into the referral stage (the events'
+messages are named by their ``type``; attribution events have none)."""
+EXPIRE = "expire"
+"""The kind of a stage's expire tick."""
 
 
-def entry(key: str, kind: str, message: bytes, timestamp: float | None) -> bytes:
-    """One keyed message of ``kind`` (its JSON) with the timestamp of the input that caused it."""
-    return orjson.dumps({"k": key, "ts": timestamp, "t": kind, "m": message.decode()})
+def entry(key: str, kind: str, message: str, timestamp: float | None) -> bytes:
+    """One keyed message of ``kind`` (its JSON text) with the timestamp of the input that
+    caused it."""
+    return orjson.dumps({"k": key, "ts": timestamp, "t": kind, "m": message})
 
 
 def pack(entries: Iterable[bytes], limit: int = MAX_ENVELOPE_BYTES) -> Iterator[bytes]:

@@ -61,9 +61,9 @@ async def ingest_batch(events: list[EventT], outbox: Outbox) -> None:
             )
             continue
         accepted[record.topic] += 1
-        value = parsed.model_dump_json().encode()
+        text = parsed.model_dump_json()
         for forward in route(parsed):
-            outbox.forward(forward.stage, forward.key, parsed.type, value, record.timestamp)
+            outbox.forward(forward.stage, forward.key, parsed.type, text, record.timestamp)
     await outbox.flush()
     for topic, count in accepted.items():
         EVENTS.labels(topic, "accepted").inc(count)

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 
 from agents import envelopes
 from agents.ingest import dlq_headers
-from agents.outbox import ATTRIBUTION, Outbox, crash_on_error
+from agents.outbox import Outbox, crash_on_error
 from agents.rules import (
     Expire,
     JoinRules,
@@ -61,7 +61,7 @@ _MESSAGES: dict[str, type[BaseModel]] = {
     "order.refunded": OrderRefunded,
     "claim": Claim,
     "advocate.revenue": AdvocateRevenue,
-    ATTRIBUTION: AttributionEvent,
+    envelopes.ATTRIBUTION: AttributionEvent,
 }
 _SOURCE_TOPIC = {
     ReferralCreated: _t.referrals,
@@ -69,7 +69,7 @@ _SOURCE_TOPIC = {
     OrderCompleted: _t.orders,
     OrderRefunded: _t.orders,
 }
-EXPIRE = b'{"type":"expire"}'
+_TICK = '{"type":"expire"}'  # its text, as entries of the older form carried it
 _NOTHING_HELD = b'"held":[]'
 
 
@@ -83,8 +83,8 @@ def decode_message(entry: dict[str, Any]) -> Any:
     """
     message = entry["m"]
     text = isinstance(message, str)
-    kind = entry["t"] if text else message.get("type", ATTRIBUTION)
-    if kind == "expire":
+    kind = entry["t"] if text else message.get("type", envelopes.ATTRIBUTION)
+    if kind == envelopes.EXPIRE:
         return Expire()
     model = _MESSAGES[kind]
     return model.model_validate_json(message.encode()) if text else model.model_validate(message)
@@ -174,7 +174,8 @@ class JoinStage:
         due = [key for key, deadline in self.deadlines.items() if deadline <= now]
         for key in due:
             del self.deadlines[key]
-            outbox.forward(self.stage, key, "expire", EXPIRE, now)  # latency counts from the tick
+            # its timestamp is the tick's: latency counts from the tick
+            outbox.forward(self.stage, key, envelopes.EXPIRE, _TICK, now)
         await outbox.flush()
 
     def _scan(self) -> None:

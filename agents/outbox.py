@@ -23,10 +23,7 @@ from streams.producer import BatchProducer, Headers, OutRecord
 from streams.settings import Topics
 from streams.topics import ensure_topic
 
-__all__ = ["ATTRIBUTION", "Outbox", "crash_on_error"]
-
-ATTRIBUTION = "attribution"
-"""The envelope kind of an attribution event folded back into the referral stage."""
+__all__ = ["Outbox", "crash_on_error"]
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +67,9 @@ class Outbox:
         self._records.append(OutRecord(topic, key, value, timestamp, headers))
 
     def forward(
-        self, stage: str, key: str, kind: str, message: bytes, timestamp: float | None
+        self, stage: str, key: str, kind: str, message: str, timestamp: float | None
     ) -> None:
-        """Queue a message of ``kind`` (its JSON) for ``stage``'s ``key``."""
+        """Queue a message of ``kind`` (its JSON text) for ``stage``'s ``key``."""
         queued = self._entries.setdefault(self._stage_topics[stage], [])
         queued.append((key.encode(), envelopes.entry(key, kind, message, timestamp)))
 
@@ -82,7 +79,7 @@ class Outbox:
         for forward in result.forwards:
             message = forward.message
             self.forward(
-                forward.stage, forward.key, message.type, message.model_dump_json().encode(),
+                forward.stage, forward.key, message.type, message.model_dump_json(),
                 source_timestamp,
             )  # fmt: skip
         if result.attributions:
@@ -104,12 +101,12 @@ class Outbox:
         now = time.time()
         emitted_at = {"emitted_at": _utc(now)}
         for event in events:
-            value = event.model_copy(update=emitted_at).model_dump_json().encode()
+            text = event.model_copy(update=emitted_at).model_dump_json()
             key = event.referral_id.encode() if event.referral_id else None
-            self.send(self._topics.attributions, key, value, timestamp=source_timestamp)
+            self.send(self._topics.attributions, key, text.encode(), timestamp=source_timestamp)
             if event.referral_id:
                 self.forward(
-                    Stage.REFERRAL, event.referral_id, ATTRIBUTION, value, source_timestamp
+                    Stage.REFERRAL, event.referral_id, envelopes.ATTRIBUTION, text, source_timestamp
                 )
             ATTRIBUTIONS.labels(event.kind.value).inc()
             if source_timestamp:

@@ -7,8 +7,8 @@ from agents import envelopes
 def test_entries_round_trip_with_their_key_timestamp_kind_and_message_text():
     claim = b'{"type":"claim","note":"a \\"quoted\\" caf\xc3\xa9"}'
     items = [
-        envelopes.entry("ref_1", "claim", claim, 1700000000.5),
-        envelopes.entry('quote"and\\slash', "expire", b'{"type":"expire"}', None),
+        envelopes.entry("ref_1", "claim", claim.decode(), 1700000000.5),
+        envelopes.entry('quote"and\\slash', "expire", '{"type":"expire"}', None),
     ]
     (packed,) = envelopes.pack(items)
     assert envelopes.unpack(packed) == [
@@ -20,7 +20,7 @@ def test_entries_round_trip_with_their_key_timestamp_kind_and_message_text():
 
 def test_pack_splits_at_the_limit_and_keeps_the_order():
     items = [
-        envelopes.entry(f"k{i}", "claim", orjson.dumps({"i": i, "pad": "x" * 50}), None)
+        envelopes.entry(f"k{i}", "claim", orjson.dumps({"i": i, "pad": "x" * 50}).decode(), None)
         for i in range(40)
     ]
     packed = list(envelopes.pack(items, limit=1000))
@@ -32,8 +32,8 @@ def test_pack_splits_at_the_limit_and_keeps_the_order():
 
 
 def test_one_entry_larger_than_the_limit_travels_alone():
-    big = envelopes.entry("k", "claim", orjson.dumps({"pad": "x" * 5000}), None)
-    small = envelopes.entry("s", "claim", b"{}", None)
+    big = envelopes.entry("k", "claim", orjson.dumps({"pad": "x" * 5000}).decode(), None)
+    small = envelopes.entry("s", "claim", "{}", None)
     packed = list(envelopes.pack([small, big, small], limit=1000))
     assert [len(envelopes.unpack(p)) for p in packed] == [1, 1, 1]
 
@@ -55,7 +55,7 @@ def test_a_message_decodes_alike_from_its_text_and_from_the_older_object_form():
     }  # fmt: skip
     text = orjson.dumps(signup).decode()
     (entry,) = envelopes.unpack(
-        b"[" + envelopes.entry("ref_1", "signup.completed", text.encode(), None) + b"]"
+        b"[" + envelopes.entry("ref_1", "signup.completed", text, None) + b"]"
     )
     new, old = decode_message(entry), decode_message({"k": "ref_1", "m": signup})
     assert new == old
