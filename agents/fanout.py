@@ -23,10 +23,8 @@ from sinks.batch import Batch, Item
 from sinks.delivery.deliverer import Deliverer
 from sinks.delivery.dlq import DeadLetters, Failure
 from sinks.registry import build_sinks
-from streams import tansu as tansu_compat
 from streams.app import app, settings
-from streams.lag import CONSUMER_LAG, Offsets
-from streams.settings import BrokerCompat
+from streams.group_consumer import GroupLag, group_consumer
 from streams.topics import ensure_topic
 
 __all__ = ["SinkConsumer", "run_sinks"]
@@ -48,18 +46,7 @@ class SinkConsumer:
         # Several rounds of full requests per poll: the rate limiter stays busy while the
         # consumer commits and fetches between polls.
         self.poll_records = sink.policy.batch_size * sink.policy.max_in_flight * 4
-        self.consumer: AIOKafkaConsumer | None = None
-        self.committed: dict = {}
-        CONSUMER_LAG.register(self.group, self.offsets)
-
-    def offsets(self) -> dict[tuple[str, int], Offsets]:
-        consumer = self.consumer
-        if consumer is None:
-            return {}
-        return {
-            (tp.topic, tp.partition): Offsets(self.committed.get(tp), consumer.highwater(tp))
-            for tp in consumer.assignment()
-        }
+        self.lag = GroupLag(self.group)
 
     @property
     def topics(self) -> list[str]:
@@ -69,25 +56,15 @@ class SinkConsumer:
         return topics
 
     def _consumer(self) -> AIOKafkaConsumer:
-        tansu = settings.broker_compat is BrokerCompat.TANSU
-        return AIOKafkaConsumer(
-            *self.topics,
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            group_id=self.group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=self.poll_records,
-            max_poll_interval_ms=30 * 60 * 1000,  # an open circuit may hold a batch this long
-            session_timeout_ms=6000 if tansu else 10000,
-            heartbeat_interval_ms=1000 if tansu else 3000,
-            fetch_max_wait_ms=tansu_compat.FETCH_MAX_WAIT_MS if tansu else 500,
-        )
+        # an open circuit may hold a batch for a long time: no rebalance for a slow poll
+        return group_consumer(settings, self.topics, self.group, self.poll_records,
+                              max_poll_interval_ms=30 * 60 * 1000)  # fmt: skip
 
     async def run(self) -> None:
         await self.sink.setup()
         for topic in self.topics:
             await ensure_topic(topic)  # subscribing to a missing topic auto-creates it
-        consumer = self.consumer = self._consumer()
+        consumer = self.lag.consumer = self._consumer()
         await consumer.start()
         log.info("sink started sink=%s", self.sink.name)
         try:
@@ -103,15 +80,15 @@ class SinkConsumer:
                 if items:
                     await self.deliverer.deliver(Batch(tuple(items)))
                 if not fetched:
-                    await self._learn_committed(consumer)
+                    await self.lag.learn_committed()
                 if offsets:
                     try:
                         await consumer.commit(offsets)
-                        self.committed |= offsets
+                        self.lag.committed_now(offsets)
                     except CommitFailedError:
                         log.warning("sink commit lost to a rebalance sink=%s", self.sink.name)
         finally:
-            self.consumer = None
+            self.lag.consumer = None
             await consumer.stop()
             await self.sink.aclose()
 
@@ -137,15 +114,6 @@ class SinkConsumer:
                 fetched.setdefault(tp, []).extend(records)
                 count += len(records)
         return fetched
-
-    async def _learn_committed(self, consumer: AIOKafkaConsumer) -> None:
-        """Committed offsets of partitions this run has not committed yet (for the lag)."""
-        assigned = consumer.assignment()
-        for tp in self.committed.keys() - assigned:  # revoked: another worker moves it on
-            del self.committed[tp]
-        for tp in assigned - self.committed.keys():
-            if (offset := await consumer.committed(tp)) is not None:
-                self.committed[tp] = offset
 
     async def _item(self, record) -> Item | None:
         model = AdvocateTotals if record.topic == settings.topics.advocate_totals else None

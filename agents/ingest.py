@@ -2,23 +2,36 @@
 
 Producers may key and partition events any way; every valid event is re-sent keyed by the
 join stage that must see it first (:func:`agents.rules.route`).
+
+Ingest keeps no state, so it reads the input topics with a plain aiokafka consumer group of
+its own (``<app id>-ingest``), in batches, instead of a Faust agent: Faust's per-record
+stream machinery (a hand-off from its consumer thread, the conductor, two tasks per record)
+costs as much per record as the whole join does, and the stages already receive their
+messages in envelopes, many to a record (README, performance). Offsets are committed only
+after the batch's output is acknowledged, so a crash or a rebalance repeats input (the join
+drops repeats by event id) and never loses it.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
+from collections.abc import Sequence
+from typing import NamedTuple, Protocol
 
-from faust.types import EventT, StreamT
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
 
 from agents.outbox import Outbox, crash_on_error
 from agents.rules import route
 from schemas.events import InvalidEvent, parse_event
 from streams.app import app, producer, settings
+from streams.group_consumer import GroupLag, group_consumer
 from streams.metrics import EVENTS
-from streams.topics import STAGE_TOPICS, inputs
+from streams.topics import STAGE_TOPICS, ensure_topic
 
-__all__ = ["ingest", "ingest_batch"]
+__all__ = ["IngestConsumer", "InputRecord", "dlq_headers", "ingest_batch"]
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +41,32 @@ EXPECTED_TYPES = {
     _t.signups: frozenset({"signup.completed"}),
     _t.orders: frozenset({"order.completed", "order.refunded"}),
 }
+COMMIT_INTERVAL_SECONDS = 1.0
+"""Offsets are committed at most this often (a crash repeats at most this much input)."""
 
 
-def dlq_headers(reason: str, message: str, event: EventT) -> list[tuple[str, bytes]]:
-    record = event.message
+class SourceRecord(Protocol):
+    topic: str
+    partition: int
+    offset: int
+
+
+class InputRecord(NamedTuple):
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: float
+    """Seconds since the epoch (the producer's record timestamp)."""
+
+    @classmethod
+    def of(cls, record: ConsumerRecord) -> InputRecord:
+        return cls(record.topic, record.partition, record.offset, record.key, record.value,
+                   record.timestamp / 1000)  # fmt: skip
+
+
+def dlq_headers(reason: str, message: str, record: SourceRecord) -> list[tuple[str, bytes]]:
     return [
         ("error.reason", reason.encode()),
         ("error.message", message.encode()[:1000]),
@@ -41,10 +76,9 @@ def dlq_headers(reason: str, message: str, event: EventT) -> list[tuple[str, byt
     ]
 
 
-async def ingest_batch(events: list[EventT], outbox: Outbox) -> None:
+async def ingest_batch(records: Sequence[InputRecord], outbox: Outbox) -> None:
     accepted: Counter[str] = Counter()  # per topic; the metric is bumped once per batch
-    for event in events:
-        record = event.message
+    for record in records:
         try:
             parsed = parse_event(record.value, EXPECTED_TYPES.get(record.topic))
         except InvalidEvent as exc:
@@ -57,7 +91,7 @@ async def ingest_batch(events: list[EventT], outbox: Outbox) -> None:
                 _t.dlq_invalid,
                 record.key,
                 record.value or b"",
-                headers=dlq_headers(exc.reason, exc.message, event),
+                headers=dlq_headers(exc.reason, exc.message, record),
             )
             continue
         accepted[record.topic] += 1
@@ -69,9 +103,62 @@ async def ingest_batch(events: list[EventT], outbox: Outbox) -> None:
         EVENTS.labels(topic, "accepted").inc(count)
 
 
-@app.agent(inputs, concurrency=1)
-async def ingest(stream: StreamT) -> None:
-    outbox = Outbox(producer, settings.topics, STAGE_TOPICS)
-    async for events in stream.take_events(settings.batch_size, settings.batch_linger_seconds):
-        async with crash_on_error(app):
-            await ingest_batch(events, outbox)
+class IngestConsumer:
+    """The input topics' consumer group: fetch a batch, ingest it, commit."""
+
+    def __init__(self) -> None:
+        self.group = f"{settings.app_id}-ingest"
+        self.topics = [_t.referrals, _t.signups, _t.orders]
+        self.lag = GroupLag(self.group)
+
+    async def run(self) -> None:
+        for topic in self.topics:
+            await ensure_topic(topic)  # subscribing to a missing topic auto-creates it
+        consumer = self.lag.consumer = group_consumer(
+            settings, self.topics, self.group, settings.batch_size
+        )
+        await consumer.start()
+        outbox = Outbox(producer, settings.topics, STAGE_TOPICS)
+        pending: dict[TopicPartition, int] = {}
+        last_commit = time.monotonic()
+        try:
+            while True:
+                timeout_ms = int(settings.batch_linger_seconds * 1000)
+                fetched = await consumer.getmany(
+                    timeout_ms=timeout_ms, max_records=settings.batch_size
+                )
+                if fetched:
+                    records = [InputRecord.of(r) for batch in fetched.values() for r in batch]
+                    async with crash_on_error(app):
+                        await ingest_batch(records, outbox)
+                    pending |= {tp: batch[-1].offset + 1 for tp, batch in fetched.items()}
+                idle = not fetched
+                due = time.monotonic() - last_commit >= COMMIT_INTERVAL_SECONDS
+                if pending and (idle or due):
+                    await self._commit(consumer, pending)
+                    pending, last_commit = {}, time.monotonic()
+                elif idle and due:  # for the lag of partitions this run has not committed
+                    await self.lag.learn_committed()
+                    last_commit = time.monotonic()
+        finally:
+            if pending:
+                await self._commit(consumer, pending)
+            self.lag.consumer = None
+            await consumer.stop()
+
+    async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]):
+        try:
+            await consumer.commit(offsets)
+            self.lag.committed_now(offsets)
+        except CommitFailedError:  # a rebalance: the new owner reads these records again
+            log.warning("ingest commit lost to a rebalance group=%s", self.group)
+        except KafkaError as exc:  # the same: the records are read again, never lost
+            log.warning("ingest commit failed group=%s error=%r", self.group, exc)
+
+
+INGEST = IngestConsumer()
+
+
+@app.task
+async def ingest() -> None:
+    await INGEST.run()

@@ -225,7 +225,7 @@ class JoinStage:
             _t.dlq_invalid,
             record.key,
             value or b"",
-            headers=dlq_headers("internal_decode_error", type(exc).__name__, event),
+            headers=dlq_headers("internal_decode_error", type(exc).__name__, record),
         )
 
 

@@ -20,7 +20,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import agents.outbox
-from agents.ingest import ingest_batch
+from agents.ingest import InputRecord, ingest_batch
 from agents.join import STAGES
 from agents.outbox import Outbox
 from agents.rules import Stage
@@ -92,7 +92,9 @@ async def run(events: int, profiler: cProfile.Profile | None = None) -> dict[str
         "signups": settings.topics.signups,
         "orders": settings.topics.orders,
     }
-    inputs = [_event(topic_of[r.topic], 0, r.key, r.value) for r in workload.phase1]
+    now = time.time()
+    inputs = [InputRecord(topic_of[r.topic], 0, n, r.key, r.value, now)
+              for n, r in enumerate(workload.phase1)]  # fmt: skip
     ingest_seconds = stage_seconds = 0.0
     if profiler is not None:
         profiler.enable()

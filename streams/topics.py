@@ -11,15 +11,11 @@ __all__ = [
     "by_email",
     "by_referral",
     "ensure_topic",
-    "inputs",
 ]
 
 _t = settings.topics
 _raw = {"key_serializer": "raw", "value_serializer": "raw"}
 _internal = {"partitions": settings.partitions, "internal": True, **_raw}
-
-inputs = app.topic(_t.referrals, _t.signups, _t.orders, **_raw)
-"""The producers' topics: any key, any partitioning."""
 
 by_referral = app.topic(_t.by_referral, **_internal)
 """The stages' inputs carry envelopes of keyed messages (:mod:`agents.envelopes`): the

@@ -112,8 +112,8 @@ async def assert_metrics_after_delivery(pipeline, expected, want) -> None:
     requests = total(samples, "refstream_sink_requests_total", sink="email", status="202")
     assert requests == len(want["klaviyo"]), "one Klaviyo request per event, none repeated"
 
-    # Lag: every group (the join's and one per sink) reports its partitions, and all of them
-    # drain to zero once everything is delivered and committed.
+    # Lag: every group (ingest's, the join's and one per sink) reports its partitions, and
+    # all of them drain to zero once everything is delivered and committed.
     deadline = time.monotonic() + 20
     while True:
         lag = {
@@ -126,7 +126,7 @@ async def assert_metrics_after_delivery(pipeline, expected, want) -> None:
             break
         await asyncio.sleep(0.5)
     app_id = pipeline.env["REFSTREAM_APP_ID"]
-    assert groups == {app_id, *(f"{app_id}-sink-{sink}" for sink in SINKS)}
+    assert groups == {app_id, f"{app_id}-ingest", *(f"{app_id}-sink-{sink}" for sink in SINKS)}
     assert sum(lag.values()) == 0, {k: v for k, v in lag.items() if v}
 
 
