@@ -31,7 +31,7 @@ from streams.group_consumer import GroupLag, group_consumer
 from streams.metrics import EVENTS
 from streams.topics import STAGE_TOPICS, ensure_topic
 
-__all__ = ["IngestConsumer", "InputRecord", "dlq_headers", "ingest_batch"]
+__all__ = ["INGEST", "IngestConsumer", "InputRecord", "dlq_headers", "ingest_batch"]
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,11 @@ class IngestConsumer:
         self.group = f"{settings.app_id}-ingest"
         self.topics = [_t.referrals, _t.signups, _t.orders]
         self.lag = GroupLag(self.group)
+
+    def assigned(self) -> bool:
+        """The group has given this worker its input partitions (part of ``/readyz``)."""
+        consumer = self.lag.consumer
+        return consumer is not None and bool(consumer.assignment())
 
     async def run(self) -> None:
         for topic in self.topics:

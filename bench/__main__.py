@@ -44,6 +44,9 @@ class Bench:
         self.results: dict[str, object] = {}
         self.cpu_busy_cores = 0.0
         """Cores the whole machine kept busy during the last join run (of ``os.cpu_count()``)."""
+        self.send_retries = 0
+        """Batches the last join run's workers had to send again (streams/tansu.py: on Tansu a
+        producer sometimes loses a topic's leader for the 10 s of its request timeout)."""
         self._workload: Workload | None = None
 
     def name(self, prefix: str) -> str:
@@ -183,6 +186,9 @@ async def run_join(bench: Bench, workers: int = 1, **extra: str) -> float:
     finally:
         for worker in processes:
             worker.stop()
+    bench.send_retries = sum(
+        w.log_path.read_text(errors="replace").count("send failed, retrying") for w in processes
+    )
     bench.results.setdefault("join_input_events", count)
     bench.results.setdefault("join_attributions", want)
     return count / (finished - started)
@@ -205,6 +211,7 @@ async def join_throughput(bench: Bench) -> None:
     off = {"REFSTREAM_STORE": "rocksdb://", "REFSTREAM_FAUST_SENSOR": "false"}
     bench.results["join_events_per_s"] = await run_join(bench, **off)
     bench.results["join_cpu_busy_cores"] = bench.cpu_busy_cores
+    bench.results["join_send_retries"] = bench.send_retries
     on = {**off, "REFSTREAM_FAUST_SENSOR": "true"}
     bench.results["join_events_per_s_faust_sensor_on"] = await run_join(bench, **on)
 
@@ -215,8 +222,10 @@ async def scale_out(bench: Bench) -> None:
     settings = {"REFSTREAM_STORE": "rocksdb://", "REFSTREAM_FAUST_SENSOR": "false"}
     one = await run_join(bench, workers=1, **settings)
     bench.results["scale_one_worker_cpu_busy_cores"] = bench.cpu_busy_cores
+    bench.results["scale_one_worker_send_retries"] = bench.send_retries
     two = await run_join(bench, workers=2, **settings)
     bench.results["scale_two_workers_cpu_busy_cores"] = bench.cpu_busy_cores
+    bench.results["scale_two_workers_send_retries"] = bench.send_retries
     standby = await run_join(bench, workers=2, REFSTREAM_STANDBY_REPLICAS="1", **settings)
     bench.results["scale_one_worker_events_per_s"] = one
     bench.results["scale_two_workers_events_per_s"] = two

@@ -14,7 +14,12 @@ the stream is not saturated. The worker's consumer waits at most 100 ms in compa
 And Tansu answers NotLeaderForPartition to writes on changelog partitions just taken over
 from a killed worker; aiokafka re-sends the same batch until its request timeout (40 s) while
 a new batch goes through, so the join's producer gives up on a batch after
-:data:`PRODUCER_REQUEST_TIMEOUT_MS` and sends it again.
+:data:`PRODUCER_REQUEST_TIMEOUT_MS` and sends it again. The same 10 s pause is seen in about
+one bench run in four right after a worker starts: a batch waits for a partition leader the
+producer's metadata has lost (a metadata answer once held only the one topic that another
+client had just auto-created), expires with NotLeaderForPartition, and its resend goes
+through at once. A shorter timeout does not help: aiokafka then also times out batches that
+are merely queued behind others under load.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from typing import Any
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from agents.ingest import INGEST
 from agents.state import ReferralState
 from streams import tables
 from streams.app import app
@@ -16,12 +17,14 @@ __all__ = ["is_ready", "referral_view"]
 
 
 def is_ready() -> bool:
-    """Partitions assigned and table recovery complete (``/readyz``)."""
+    """Partitions assigned (the stages' and ingest's) and table recovery complete
+    (``/readyz``)."""
     return (
         not app.rebalancing
         and app.tables.recovery.completed.is_set()
         and not app.tables.recovery.in_recovery
         and bool(app.assignor.assigned_actives())
+        and INGEST.assigned()
     )
 
 
