@@ -26,6 +26,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from agents.outbox import Outbox, crash_on_error
 from agents.rules import route
 from schemas.events import InvalidEvent, parse_event
+from streams import tables
 from streams.app import app, producer, settings
 from streams.group_consumer import GroupLag, group_consumer
 from streams.metrics import EVENTS
@@ -119,6 +120,11 @@ class IngestConsumer:
     async def run(self) -> None:
         for topic in self.topics:
             await ensure_topic(topic)  # subscribing to a missing topic auto-creates it
+        outputs = [*STAGE_TOPICS.values(), _t.attributions, _t.advocate_totals, _t.dlq_invalid]
+        for topic in outputs:
+            await ensure_topic(topic)
+        changelogs = [table.changelog_topic_name for table in tables.STAGE_TABLES]
+        await producer.prepare([*outputs, *changelogs])  # before ingest makes any work
         consumer = self.lag.consumer = group_consumer(
             settings, self.topics, self.group, settings.batch_size
         )

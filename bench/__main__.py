@@ -154,7 +154,8 @@ def join_env(bench: Bench, topics: dict[str, str], **extra: str) -> dict[str, st
         REFSTREAM_TOPIC_ATTRIBUTIONS=f"attributions-{run}",
         **{f"REFSTREAM_TOPIC_{n.upper()}": t for n, t in topics.items()},
         **{f"REFSTREAM_TOPIC_BY_{s}": f"join-by-{s.lower()}-{run}"
-           for s in ("REFERRAL", "CUSTOMER", "EMAIL")},
+           for s in ("REFERRAL", "CUSTOMER", "EMAIL", "ADVOCATE")},
+        REFSTREAM_TOPIC_ADVOCATE_TOTALS=f"advocate-totals-{run}",
         REFSTREAM_TOPIC_DLQ_INVALID=f"dlq-{run}", **extra,
     )  # fmt: skip
 

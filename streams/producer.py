@@ -73,6 +73,16 @@ class BatchProducer:
             producer, self._producer = self._producer, None
             await producer.stop()
 
+    async def prepare(self, topics: Sequence[str]) -> None:
+        """Learn every topic's partitions and leaders before the first send.
+
+        On Tansu, a metadata refresh during sends (aiokafka asks again whenever a batch goes
+        to a topic it has not seen) sometimes comes back with one topic only, and a batch
+        then waits out its request timeout for a leader it forgot (``streams/tansu.py``).
+        """
+        for topic in topics:
+            await self.partitioner(topic)
+
     async def partitioner(self, topic: str) -> Callable[[bytes | None], int]:
         """``key → partition`` for ``topic``, as aiokafka's default partitioner places it."""
         partitions = self._partitions.get(topic)

@@ -19,7 +19,9 @@ one bench run in four right after a worker starts: a batch waits for a partition
 producer's metadata has lost (a metadata answer once held only the one topic that another
 client had just auto-created), expires with NotLeaderForPartition, and its resend goes
 through at once. A shorter timeout does not help: aiokafka then also times out batches that
-are merely queued behind others under load.
+are merely queued behind others under load. What helps is asking no new metadata mid-run:
+the join's producer learns all of its topics before ingest starts
+(``BatchProducer.prepare``); none of the runs since stalled (README, performance).
 """
 
 from __future__ import annotations
