@@ -33,6 +33,10 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "producer_linger": 0.005,
         "broker_commit_interval": settings.commit_interval_seconds,
         "consumer_auto_offset_reset": "earliest",
+        # The stages' records are envelopes of hundreds of entries (agents/envelopes.py), and
+        # ingest can run far ahead of the stages: Faust's default of 4,096 buffered records
+        # per stream held hundreds of MB of envelopes while a large backlog loaded.
+        "stream_buffer_maxsize": 256,
     }
     if settings.broker_compat is BrokerCompat.TANSU:
         # broker-tansu.md: joins wait half the session timeout. (Its wrong "latest" offsets

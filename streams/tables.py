@@ -96,7 +96,7 @@ def rocksdb_options() -> dict[str, int]:
     return {
         "write_buffer_size": 4 * 1024 * 1024,
         "max_write_buffer_number": 2,
-        "block_cache_size": 8 * 1024 * 1024,
+        "block_cache_size": 4 * 1024 * 1024,
     }
 
 
