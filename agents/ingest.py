@@ -26,7 +26,6 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from agents.outbox import Outbox, crash_on_error
 from agents.rules import route
 from schemas.events import InvalidEvent, parse_event
-from streams import tables
 from streams.app import app, producer, settings
 from streams.group_consumer import GroupLag, group_consumer
 from streams.metrics import EVENTS
@@ -120,11 +119,7 @@ class IngestConsumer:
     async def run(self) -> None:
         for topic in self.topics:
             await ensure_topic(topic)  # subscribing to a missing topic auto-creates it
-        outputs = [*STAGE_TOPICS.values(), _t.attributions, _t.advocate_totals, _t.dlq_invalid]
-        for topic in outputs:
-            await ensure_topic(topic)
-        changelogs = [table.changelog_topic_name for table in tables.STAGE_TABLES]
-        await producer.prepare([*outputs, *changelogs])  # before ingest makes any work
+        await _prepare_outputs()
         consumer = self.lag.consumer = group_consumer(
             settings, self.topics, self.group, settings.batch_size
         )
@@ -165,6 +160,15 @@ class IngestConsumer:
             log.warning("ingest commit lost to a rebalance group=%s", self.group)
         except KafkaError as exc:  # the same: the records are read again, never lost
             log.warning("ingest commit failed group=%s error=%r", self.group, exc)
+
+
+async def _prepare_outputs() -> None:
+    """Create every topic the join writes and let its producer learn them all, before ingest
+    makes any work for it (``BatchProducer.prepare``)."""
+    outputs = [*STAGE_TOPICS.values(), _t.attributions, _t.advocate_totals, _t.dlq_invalid]
+    for topic in outputs:
+        await ensure_topic(topic)
+    await producer.prepare([*outputs, *app.tables.changelog_topics])
 
 
 INGEST = IngestConsumer()
