@@ -170,7 +170,7 @@ async def _latency_summary(servers: str, records: list, emulators: RunningEmulat
     logs = {"crm": emulators.hubspot.accept_log, "email": emulators.klaviyo.accept_log,
             "analytics": emulators.mixpanel.accept_log}  # fmt: skip
     print("\nEnd-to-end latency (the workload arrives as a burst, so queueing counts; Klaviyo's")
-    print("documented 55 requests/s, one event each, paces the email sink)")
+    print("documented limits, 350/s burst and 3,500/min steady, pace the email sink)")
     rows = [("input → attribution", join)]
     rows += [(f"attribution → {sink}", delivery_latencies(keyed[sink], logs[sink]))
              for sink in ("crm", "email", "analytics")]  # fmt: skip

@@ -19,9 +19,7 @@ __all__ = ["HUBSPOT_POLICY", "HubSpotSink"]
 # request until a full period after its answer, later than HubSpot can have counted it.
 # A 0.5 s linger fills batches enough that a steady stream stays under the limit instead of
 # queueing at it (100 events/s: attribution -> HubSpot p99 1.37 s with 0.2 s, 0.55 s).
-HUBSPOT_POLICY = DeliveryPolicy(
-    batch_size=100, linger=0.5, rate=100, rate_period=10.0, max_in_flight=4
-)
+HUBSPOT_POLICY = DeliveryPolicy(batch_size=100, linger=0.5, limits=((100, 10.0),), max_in_flight=4)
 PATH = "/crm/v3/objects/contacts/batch/upsert"
 K = AttributionKind
 ORDER_KINDS = {K.REFERRAL_CONVERTED, K.ORDER_ATTRIBUTED, K.ORDER_REFUNDED}

@@ -16,7 +16,7 @@ from sinks.errors import PermanentError
 __all__ = ["MIXPANEL_POLICY", "MixpanelSink", "insert_id"]
 
 # At most 2,000 events and 2 MB per call; a 413 splits the batch (shared mechanism).
-MIXPANEL_POLICY = DeliveryPolicy(batch_size=2000, rate=30, rate_period=1.0, max_in_flight=4)
+MIXPANEL_POLICY = DeliveryPolicy(batch_size=2000, limits=((30, 1.0),), max_in_flight=4)
 PATH = "/import"
 
 

@@ -17,7 +17,7 @@ from sinks.delivery.policy import DeliveryPolicy
 
 __all__ = ["WEBHOOK_POLICY", "WebhookSink", "signature"]
 
-WEBHOOK_POLICY = DeliveryPolicy(batch_size=50, rate=20, rate_period=1.0, max_in_flight=2)
+WEBHOOK_POLICY = DeliveryPolicy(batch_size=50, limits=((20, 1.0),), max_in_flight=2)
 NOTIFY = {AttributionKind.REFERRAL_CONVERTED, AttributionKind.ORDER_ATTRIBUTED}
 
 

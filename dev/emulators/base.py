@@ -11,16 +11,19 @@ requests fail with 500, whatever the rate), ``latency`` (seconds),
 ``reject`` (record ids the vendor refuses as invalid). ``GET /_control/state`` reports what
 was accepted, deduplicated and refused.
 
-``limit`` (requests, seconds) makes the emulator enforce the vendor's own rate limit in a
-sliding window, answering 429 like the vendor and counting it in ``over_limit``: a sink
-that paces itself right never sees one. ``validate = False`` skips the OpenAPI checks
-(benchmarks of a sink's throughput measure the sink, not openapi-core).
+``limits``, pairs of (requests, seconds), make the emulator enforce rate limits in sliding
+windows, answering 429 like the vendor and counting it in ``over_limit``: a sink that paces
+itself right never sees one. ``documented_limits`` are the vendor's own. ``validate = False``
+skips the OpenAPI checks (benchmarks of a sink's throughput measure the sink, not
+openapi-core).
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import json
+import math
 import random
 import time
 from collections import deque
@@ -74,6 +77,7 @@ class Emulator:
     spec_file: str | None
     route: str
     name: str
+    documented_limits: tuple[tuple[int, float], ...] = ()
 
     def __init__(self) -> None:
         self.openapi = load_spec(self.spec_file) if self.spec_file else None
@@ -84,9 +88,9 @@ class Emulator:
         self.status_counts: dict[int, int] = {}
         self.duplicates = 0
         self.rejected: list[str] = []
-        self.limit: tuple[int, float] | None = None
+        self.limits: tuple[tuple[int, float], ...] = ()
         self.over_limit = 0
-        self._window: deque[float] = deque()
+        self._arrivals: deque[float] = deque()
         self.validate = True
         self.accept_log: list[tuple[str, float]] = []
         """(record key, wall-clock time) of every write the vendor accepted (latency)."""
@@ -144,9 +148,9 @@ class Emulator:
             return web.json_response({"message": "internal error"}, status=500)
         if not self.authorised(request):
             return web.json_response({"message": "authentication failed"}, status=401)
-        if self.limit and self._over_limit(*self.limit):
+        if self.limits and (retry_after := self._over_limit()) is not None:
             self.over_limit += 1
-            return self.rate_limited(str(self.limit[1]))
+            return self.rate_limited(str(math.ceil(retry_after)))  # whole seconds (RFC 9110)
         if self.openapi is None or not self.validate:
             return await self.handle(request, json.loads(raw))
         mock = MockRequest(
@@ -161,14 +165,21 @@ class Emulator:
             return self.invalid(detail[:300])
         return await self.handle(request, json.loads(raw))
 
-    def _over_limit(self, requests: int, seconds: float) -> bool:
+    def _over_limit(self) -> float | None:
+        """Seconds until the request would fit every window, or ``None``: it is counted."""
         now = time.monotonic()
-        while self._window and self._window[0] <= now - seconds:
-            self._window.popleft()
-        if len(self._window) >= requests:
-            return True
-        self._window.append(now)
-        return False
+        longest = max(seconds for _, seconds in self.limits)
+        while self._arrivals and self._arrivals[0] <= now - longest:
+            self._arrivals.popleft()
+        waits = []
+        for requests, seconds in self.limits:
+            recent = len(self._arrivals) - bisect.bisect_right(self._arrivals, now - seconds)
+            if recent >= requests:  # the window frees when its oldest arrival leaves
+                waits.append(self._arrivals[-requests] + seconds - now)
+        if waits:
+            return max(waits)
+        self._arrivals.append(now)
+        return None
 
     def rate_limited(self, retry_after: str) -> web.Response:
         return web.json_response(

@@ -21,6 +21,7 @@ class HubSpotEmulator(Emulator):
     name = "hubspot"
     spec_file = "hubspot-crm-contacts-v3.json"
     route = "/crm/v3/objects/contacts/batch/upsert"
+    documented_limits = ((100, 10.0),)  # per private app
 
     def __init__(self, token: str = "hubspot-test-token") -> None:
         super().__init__()

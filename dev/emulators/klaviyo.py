@@ -18,6 +18,7 @@ class KlaviyoEmulator(Emulator):
     name = "klaviyo"
     spec_file = "klaviyo-create-event.json"
     route = "/api/events"
+    documented_limits = ((350, 1.0), (3500, 60.0))  # burst and steady
 
     def __init__(self, api_key: str = "klaviyo-test-key") -> None:
         super().__init__()

@@ -49,7 +49,7 @@ class Deliverer:
         self.policy = policy
         self.dead_letters = dead_letters
         self.breaker = CircuitBreaker(sink.name, policy.breaker_failures, policy.breaker_reset)
-        self.limiter = SlidingWindowLimiter(policy.rate, policy.rate_period)
+        self.limiter = SlidingWindowLimiter(policy.limits)
         self.in_flight = asyncio.Semaphore(policy.max_in_flight)
         init_sink_series(sink.name)
 

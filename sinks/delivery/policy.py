@@ -14,7 +14,8 @@ class DeliveryPolicy:
     :param batch_size: records per vendor request (the vendor's batch limit; 1 = no batch).
     :param linger: seconds to wait for more records before sending a partial batch.
     :param max_in_flight: concurrent requests.
-    :param rate: requests allowed in *any* window of ``rate_period`` seconds (vendors count
+    :param limits: the vendor's rate limits as ``(requests, seconds)``: at most that many
+        requests in *any* window of that many seconds, every limit at once (vendors count
         in sliding windows; see :mod:`sinks.delivery.window`).
     :param request_timeout: seconds for one HTTP request.
     :param max_attempts: tries of one request while the circuit is closed, then the DLQ.
@@ -28,8 +29,7 @@ class DeliveryPolicy:
     batch_size: int = 100
     linger: float = 0.2
     max_in_flight: int = 4
-    rate: float = 10.0
-    rate_period: float = 1.0
+    limits: tuple[tuple[int, float], ...] = ((10, 1.0),)
     request_timeout: float = 10.0
     max_attempts: int = 8
     max_retry_seconds: float = 300.0

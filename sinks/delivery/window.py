@@ -1,11 +1,12 @@
-"""Rate limit as the vendors count it: at most ``limit`` requests in any ``period`` seconds.
+"""Rate limits as the vendors count them: at most ``requests`` in any ``seconds`` window,
+for each of a vendor's limits at once (Klaviyo has a burst and a steady one).
 
 The vendor counts a request when it arrives, somewhere between our sending it and its
-answer. So a request holds its place in the window from the moment it is sent until
-``period`` after its answer: however slow the network or the vendor's queue, no window
-of the vendor's can see more than ``limit`` of ours. (A token bucket, aiolimiter's, bursts a
-full bucket at once and overruns a sliding window; with a bucket of one it loses part of
-the allowance to every wake-up.)
+answer. So a request holds its place in each window from the moment it is sent until
+that window's period after its answer: however slow the network or the vendor's queue, no
+window of the vendor's can see more than its limit of ours. (A token bucket, aiolimiter's,
+bursts a full bucket at once and overruns a sliding window; with a bucket of one it loses
+part of the allowance to every wake-up.)
 """
 
 from __future__ import annotations
@@ -14,35 +15,56 @@ import asyncio
 import contextlib
 import time
 from collections import deque
+from collections.abc import Sequence
 
 __all__ = ["SlidingWindowLimiter"]
 
 
-class SlidingWindowLimiter:
+class _Window:
+    __slots__ = ("answered", "limit", "period")
+
     def __init__(self, limit: int, period: float) -> None:
         if limit < 1 or period <= 0:
-            raise ValueError("limit must be >= 1 and period > 0")
+            raise ValueError("a rate limit needs requests >= 1 and seconds > 0")
         self.limit = limit
         self.period = period
+        self.answered: deque[float] = deque()  # answer times within the last period
+
+    def full(self, now: float, sending: int) -> bool:
+        while self.answered and self.answered[0] <= now - self.period:
+            self.answered.popleft()
+        return sending + len(self.answered) >= self.limit
+
+
+class SlidingWindowLimiter:
+    """``limits``: ``(requests, seconds)`` pairs, every one of which holds."""
+
+    def __init__(self, limits: Sequence[tuple[int, float]]) -> None:
+        if not limits:
+            raise ValueError("at least one rate limit")
+        self._windows = [_Window(limit, period) for limit, period in limits]
         self._sending = 0
-        self._answered: deque[float] = deque()  # answer times within the last period
         self._changed = asyncio.Condition()
 
     async def __aenter__(self) -> None:
         async with self._changed:
             while True:
                 now = time.monotonic()
-                while self._answered and self._answered[0] <= now - self.period:
-                    self._answered.popleft()
-                if self._sending + len(self._answered) < self.limit:
+                full = [w for w in self._windows if w.full(now, self._sending)]
+                if not full:
                     self._sending += 1
                     return
-                wait = self._answered[0] + self.period - now if self._answered else None
+                # A full window frees when its oldest answer leaves it, or (nothing answered
+                # yet) when a request in flight is answered: __aexit__ notifies.
+                frees = [w.answered[0] + w.period for w in full if w.answered]
+                timeout = max(0.0, min(frees) - now) if frees else None
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), wait)
+                    await asyncio.wait_for(self._changed.wait(), timeout)
 
     async def __aexit__(self, *exc_info: object) -> None:
         async with self._changed:
             self._sending -= 1
-            self._answered.append(time.monotonic())
+            answered = time.monotonic()
+            for window in self._windows:
+                window.answered.append(answered)
             self._changed.notify()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import orjson
 
@@ -51,7 +53,7 @@ async def test_faults_are_set_and_cleared_over_http():
 async def test_the_vendor_rate_limit_is_enforced_in_a_sliding_window():
     async with running_emulators() as emulators, aiohttp.ClientSession() as http:
         hubspot = emulators.hubspot
-        hubspot.limit = (3, 60.0)
+        hubspot.limits = ((3, 60.0),)
         url = emulators.urls["hubspot"] + "/crm/v3/objects/contacts/batch/upsert"
         headers = {"Authorization": f"Bearer {hubspot.token}", "Content-Type": "application/json"}
         statuses = []
@@ -61,6 +63,29 @@ async def test_the_vendor_rate_limit_is_enforced_in_a_sliding_window():
                 statuses.append(response.status)
                 retry_after = response.headers.get("Retry-After")
         assert statuses == [200, 200, 200, 429, 429]
-        assert retry_after == "60.0"
+        assert retry_after == "60"
+        assert hubspot.over_limit == 2
+        assert len(hubspot.contacts) == 3
+
+
+async def test_every_rate_limit_holds_and_retry_after_says_when_the_request_fits():
+    async with running_emulators() as emulators, aiohttp.ClientSession() as http:
+        hubspot = emulators.hubspot
+        hubspot.limits = ((2, 0.3), (3, 60.0))  # a burst and a steady limit, like Klaviyo's
+        url = emulators.urls["hubspot"] + "/crm/v3/objects/contacts/batch/upsert"
+        headers = {"Authorization": f"Bearer {hubspot.token}", "Content-Type": "application/json"}
+
+        async def upsert(n: int) -> tuple[int, str | None]:
+            body = {"inputs": [{"idProperty": "email", "id": f"{n}@b.io", "properties": {}}]}
+            async with http.post(url, data=orjson.dumps(body), headers=headers) as response:
+                return response.status, response.headers.get("Retry-After")
+
+        answers = [await upsert(n) for n in range(3)]
+        await asyncio.sleep(0.35)
+        answers += [await upsert(n) for n in range(3, 5)]
+
+        assert [status for status, _ in answers] == [200, 200, 429, 200, 429]
+        assert answers[2][1] == "1"  # whole seconds: the burst window frees first
+        assert answers[4][1] == "60"  # then only the steady one is full
         assert hubspot.over_limit == 2
         assert len(hubspot.contacts) == 3

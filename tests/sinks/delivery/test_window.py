@@ -1,11 +1,13 @@
 import asyncio
 import time
 
+import pytest
+
 from sinks.delivery.window import SlidingWindowLimiter
 
 
 async def test_a_request_holds_its_place_until_a_period_after_its_answer():
-    limiter = SlidingWindowLimiter(5, 0.2)
+    limiter = SlidingWindowLimiter([(5, 0.2)])
     spans: list[tuple[float, float]] = []
 
     async def request(latency: float) -> None:
@@ -25,3 +27,33 @@ async def test_a_request_holds_its_place_until_a_period_after_its_answer():
         busy = [s for s, answered in spans if s < sent and answered > sent - 0.2]
         assert len(busy) < 5
     assert elapsed < 4 * (0.2 + 0.05) + 0.15, "and it uses the allowance it has"
+
+
+async def test_every_limit_holds_at_once_a_burst_and_a_steady_one():
+    # Klaviyo's shape: a short burst window inside a longer steady one.
+    limiter = SlidingWindowLimiter([(4, 0.1), (6, 0.5)])
+    sent: list[float] = []
+
+    async def request() -> None:
+        async with limiter:
+            sent.append(time.monotonic())
+
+    began = time.monotonic()
+    await asyncio.gather(*(request() for _ in range(9)))
+
+    sent.sort()
+    for at in sent:
+        assert len([s for s in sent if at - 0.1 < s <= at]) <= 4
+        assert len([s for s in sent if at - 0.5 < s <= at]) <= 6
+    # the burst goes at once (4), then 2 more after 0.1 s fill the steady window; the rest
+    # wait for the first answers to leave it, 0.5 s on
+    assert sent[3] - began < 0.05
+    assert 0.1 <= sent[5] - began < 0.2
+    assert sent[6] - began >= 0.5
+
+
+def test_a_limit_needs_requests_and_a_period():
+    with pytest.raises(ValueError):
+        SlidingWindowLimiter([])
+    with pytest.raises(ValueError):
+        SlidingWindowLimiter([(0, 1.0)])
