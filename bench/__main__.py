@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import platform
@@ -325,6 +326,11 @@ async def latency_at(bench: Bench, rate: int, seconds: int, suffix: str) -> None
             REFSTREAM_TOPIC_DLQ_SINK_PREFIX=f"dlq-lat-{run}-", **emulators.env(),
         )  # fmt: skip
         worker = WorkerProcess(env, bench.workdir, f"latency-{run}").start()
+        # This process sends the stream and runs the emulators: a full collection of its
+        # heap (the whole workload) stalled both for 0.15-0.25 s, several times a run, and
+        # read as the pipeline's latency (Mixpanel p99 1.13 s in one run). Freeze it out.
+        gc.collect()
+        gc.freeze()
         try:
             await asyncio.to_thread(worker.wait_ready, 120)
             await kafka.produce_paced(
@@ -335,6 +341,7 @@ async def latency_at(bench: Bench, rate: int, seconds: int, suffix: str) -> None
             attributions = env["REFSTREAM_TOPIC_ATTRIBUTIONS"]
             out = await read_topic(bench.servers, attributions, idle=1.0, timeout=60)
         finally:
+            gc.unfreeze()
             worker.stop()
         events = {}
         for record in out:
