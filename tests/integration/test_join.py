@@ -7,11 +7,12 @@ topics and partitions, with duplicates, early partners and invalid records.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from dev.generator import Record, Workload
@@ -33,6 +34,36 @@ def by_id(records) -> dict[str, list[dict]]:
 def unique_ids(records) -> int:
     """Distinct attributions: after a crash some arrive twice, so counting records lies."""
     return len({orjson.loads(r.value)["attribution_event_id"] for r in records})
+
+
+class Attributions:
+    """Follows the attributions topic as records arrive (one consumer for the whole test):
+    a fresh read from the start takes a second or more to begin, and by then a restarted
+    worker may have finished the backlog a kill was meant to interrupt."""
+
+    def __init__(self, servers: str, topic: str) -> None:
+        self.consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=servers, auto_offset_reset="earliest",
+            enable_auto_commit=False, group_id=None, fetch_max_wait_ms=50,
+        )  # fmt: skip
+        self.ids: set[str] = set()
+
+    async def __aenter__(self) -> Attributions:
+        await self.consumer.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.consumer.stop()
+
+    async def reach(self, count: int, timeout: float = 60.0) -> int:
+        """Wait until ``count`` distinct attributions were seen; return how many."""
+        deadline = time.monotonic() + timeout
+        while len(self.ids) < count:
+            assert time.monotonic() < deadline, f"only {len(self.ids)} of {count} attributions"
+            batch = await self.consumer.getmany(timeout_ms=50)
+            for records in batch.values():
+                self.ids.update(orjson.loads(r.value)["attribution_event_id"] for r in records)
+        return len(self.ids)
 
 
 async def run_phases(pipeline, workload: Workload, between=None) -> list:
@@ -145,16 +176,16 @@ async def kill_and_restart(pipeline, workload: Workload, kill_at: list[int]) -> 
     seen_at_kill: list[int] = []
 
     async def kills() -> None:
-        for threshold in kill_at:
-            records = await read_topic(
-                pipeline.servers, pipeline.topics["attributions"],
-                until=lambda r, t=threshold: unique_ids(r) >= t, idle=0.0, timeout=60,
-            )  # fmt: skip
-            seen_at_kill.append(unique_ids(records))
+        for n, threshold in enumerate(kill_at, 1):
+            seen_at_kill.append(await attributions.reach(threshold))
             pipeline.workers[-1].kill()
-            await pipeline.start_worker("worker")
+            if n < len(kill_at):  # not waiting for /readyz: it catches up within a second
+                pipeline.worker("worker")
+            else:
+                await pipeline.start_worker("worker")
 
-    records = await run_phases(pipeline, workload, between=kills)
+    async with Attributions(pipeline.servers, pipeline.topics["attributions"]) as attributions:
+        records = await run_phases(pipeline, workload, between=kills)
 
     assert all(seen < n1 for seen in seen_at_kill), f"kills must land mid-stream: {seen_at_kill}"
     got = by_id(records)
