@@ -6,6 +6,11 @@ messages in order, sends every output and waits for the broker's acknowledgement
 then writes each touched key once (changelog first, then the store). Held events are
 released by ``expire`` ticks that a timer sends through the stage's own topic, so the agent
 stays the table's only writer.
+
+A stage applies each partition's records once and in offset order, or not at all: a batch
+whose records skip offsets stops the worker before anything is applied (:class:`SkippedRecords`),
+and a batch that fails is never acknowledged, so the committed offsets never pass a record
+that was not applied and a restarted worker reads it again.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from itertools import repeat
 from typing import Any
 
 import orjson
-from faust.types import EventT, StreamT
+from faust.types import TP, EventT, StreamT
 from pydantic import BaseModel
 
 from agents import envelopes
@@ -49,7 +54,7 @@ from streams.metrics import DROPPED, EVENTS, PENDING
 from streams.tables import DurableTable
 from streams.topics import STAGE_TOPICS, by_advocate, by_customer, by_email, by_referral
 
-__all__ = ["STAGES", "JoinStage"]
+__all__ = ["STAGES", "JoinStage", "SkippedRecords"]
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +95,19 @@ def decode_message(entry: dict[str, Any]) -> Any:
     return model.model_validate_json(message.encode()) if text else model.model_validate(message)
 
 
+class SkippedRecords(RuntimeError):
+    """A partition's records reached a stage with a gap in their offsets.
+
+    Applying the later records first could change the join's results (a signup would miss
+    its referral), so the batch is refused. The stage topics are written only by the join's
+    own non-transactional producer and never compacted, so their offsets have no gaps of
+    their own: a gap means the consumer lost records on their way to the stage.
+    """
+
+    def __init__(self, tp: TP, expected: int, got: int) -> None:
+        super().__init__(f"{tp.topic}[{tp.partition}]: expected offset {expected}, got {got}")
+
+
 class JoinStage:
     """One keyed stage: its table, its step function and its held-event bookkeeping."""
 
@@ -114,12 +132,14 @@ class JoinStage:
         self.held_total = 0
         self.needs_scan = True
         self.release_not_before = 0.0
+        self.next_offsets: dict[TP, int] = {}
+        """Per partition, the offset of the next record to apply (since the last rebalance)."""
 
     async def process(self, events: list[EventT], outbox: Outbox) -> None:
         """Apply a batch of envelopes, at most ``batch_size`` entries at a time (an envelope
         carries hundreds, and a batch's states, outputs and records are all in memory)."""
         chunk: list[tuple[dict[str, Any], EventT]] = []
-        for event in events:
+        for event in self.in_order(events):
             try:
                 entries = envelopes.unpack(event.message.value)
             except ValueError as exc:  # a bad record never escapes the agent
@@ -130,6 +150,26 @@ class JoinStage:
                 await self._apply(chunk, outbox)
                 chunk = []
         await self._apply(chunk, outbox)
+
+    def in_order(self, events: list[EventT]) -> list[EventT]:
+        """The batch's records not yet applied, after checking that each partition's offsets
+        follow on from the last record applied; records applied already (delivered again
+        after a seek back to the committed offsets) are left out.
+
+        Raises :class:`SkippedRecords` before anything is applied if an offset is missing.
+        """
+        fresh: list[EventT] = []
+        next_offsets = dict(self.next_offsets)
+        for event in events:
+            tp, offset = event.message.tp, event.message.offset
+            expected = next_offsets.get(tp, offset)  # the first after a rebalance
+            if offset > expected:
+                raise SkippedRecords(tp, expected, offset)
+            if offset == expected:
+                fresh.append(event)
+                next_offsets[tp] = offset + 1
+        self.next_offsets = next_offsets
+        return fresh
 
     async def _apply(self, chunk: list[tuple[dict[str, Any], EventT]], outbox: Outbox) -> None:
         now = time.time()
@@ -248,10 +288,18 @@ def _outbox() -> Outbox:
 
 
 async def _run(stage: JoinStage, stream: StreamT) -> None:
+    """Feed the stage its batches. ``take_events`` acknowledges a batch's records when the
+    batch ends, even one that raised, and Faust would then commit past records never
+    applied; an extra reference held on each record while the batch runs, and released only
+    once it has succeeded, keeps a failed batch unacknowledged."""
     outbox = _outbox()
     async for events in stream.take_events(settings.batch_size, settings.batch_linger_seconds):
+        for event in events:
+            event.message.incref()
         async with crash_on_error(app):
             await stage.process(events, outbox)
+        for event in events:
+            event.message.decref()
 
 
 @app.agent(by_referral, concurrency=1)
@@ -288,3 +336,4 @@ async def release_held_events() -> None:
 async def _rescan_after_rebalance(sender: Any = None, **kwargs: Any) -> None:
     for stage in STAGES.values():
         stage.needs_scan = True
+        stage.next_offsets.clear()
