@@ -4,7 +4,9 @@ from types import SimpleNamespace
 
 import pytest
 from faust.types import TP
+from faust.types.tuples import Message
 
+from agents import join
 from agents.join import STAGES, SkippedRecords
 from agents.rules import Stage
 
@@ -52,3 +54,56 @@ def test_after_a_rebalance_a_partition_starts_where_the_consumer_put_it(stage):
     stage.in_order(records(A, 0, 1))
     stage.next_offsets.clear()  # what the rebalance handler does
     assert offsets(stage.in_order(records(A, 40, 41))) == [(0, 40), (0, 41)]
+
+
+class Batches:
+    """A stream with the ack contract of Faust's ``take_events``: a batch's records are
+    acked when the batch ends, however it ends."""
+
+    def __init__(self, *batches: list) -> None:
+        self.batches = batches
+        self.generator = None
+
+    def take_events(self, max_: int, within: float):
+        async def batches():
+            for batch in self.batches:
+                try:
+                    yield batch
+                finally:
+                    for event in batch:
+                        event.message.ack(consumer=None)
+
+        self.generator = batches()
+        return self.generator
+
+
+def delivered(*offsets: int) -> list[SimpleNamespace]:
+    """Records as the conductor hands them to one stream: one reference each."""
+    events = []
+    for offset in offsets:
+        message = Message("by-referral", 0, offset, 0.0, 0, None, None, b"[]", None)
+        message.incref()
+        events.append(SimpleNamespace(message=message))
+    return events
+
+
+async def test_a_batch_that_fails_is_never_acknowledged(monkeypatch):
+    crashed: list[Exception] = []
+
+    async def crash(exc: Exception) -> None:
+        crashed.append(exc)
+
+    monkeypatch.setattr(join.app, "crash", crash)
+    good, bad = delivered(0, 1), delivered(2, 3)
+    stream = Batches(good, bad)
+
+    async def process(events, outbox) -> None:
+        if events is bad:
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        await join._run(SimpleNamespace(process=process), stream)
+    await stream.generator.aclose()  # what the event loop does to the abandoned generator
+    assert [type(exc) for exc in crashed] == [RuntimeError]
+    assert all(event.message.acked for event in good)
+    assert not any(event.message.acked for event in bad)
