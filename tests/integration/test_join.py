@@ -31,9 +31,13 @@ def by_id(records) -> dict[str, list[dict]]:
     return copies
 
 
+def attribution_ids(records) -> set[str]:
+    return {orjson.loads(r.value)["attribution_event_id"] for r in records}
+
+
 def unique_ids(records) -> int:
     """Distinct attributions: after a crash some arrive twice, so counting records lies."""
-    return len({orjson.loads(r.value)["attribution_event_id"] for r in records})
+    return len(attribution_ids(records))
 
 
 class Attributions:
@@ -62,7 +66,7 @@ class Attributions:
             assert time.monotonic() < deadline, f"only {len(self.ids)} of {count} attributions"
             batch = await self.consumer.getmany(timeout_ms=50)
             for records in batch.values():
-                self.ids.update(orjson.loads(r.value)["attribution_event_id"] for r in records)
+                self.ids |= attribution_ids(records)
         return len(self.ids)
 
 
