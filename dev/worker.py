@@ -19,8 +19,11 @@ __all__ = ["WorkerProcess"]
 class WorkerProcess:
     """One worker process with its own web port, data dir and log file."""
 
-    def __init__(self, env: dict[str, str], workdir: Path, name: str = "worker") -> None:
+    def __init__(
+        self, env: dict[str, str], workdir: Path, name: str = "worker", module: str = "streams"
+    ) -> None:
         self.port = free_port()
+        self.module = module
         self.workdir = workdir
         self.log_path = workdir / f"{name}.log"
         self.env = {
@@ -41,7 +44,7 @@ class WorkerProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "streams", "worker", "--loglevel", "info"],
+                [sys.executable, "-m", self.module, "worker", "--loglevel", "info"],
                 cwd=self.workdir,
                 env=self.env,
                 stdout=log,

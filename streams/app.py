@@ -78,6 +78,7 @@ async def _hold_records_until_seeked(sender: Any = None, **kwargs: Any) -> None:
     consumer's position had moved past them: a stage skipped them until a later restart read
     them again (in 1 of 43 traced worker starts of the soak test, README, Tests).
     Suspended here, those records wait in the conductor until the queues have been emptied.
+    ``tests/integration/slow_seek.py`` widens the window so that a test hits it every run.
     """
     app.flow_control.suspend()
 

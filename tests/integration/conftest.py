@@ -76,13 +76,15 @@ class Pipeline:
     env: dict[str, str] = field(default_factory=dict)
     topics: dict[str, str] = field(default_factory=dict)
     workers: list[WorkerProcess] = field(default_factory=list)
+    worker_module: str = "streams"
+    """What ``python -m`` runs for a worker: a test may wrap the worker to widen a race."""
 
     @property
     def servers(self) -> str:
         return self.kafka.bootstrap_servers
 
     def worker(self, name: str = "worker", **env: str) -> WorkerProcess:
-        worker = WorkerProcess({**self.env, **env}, self.workdir, name)
+        worker = WorkerProcess({**self.env, **env}, self.workdir, name, self.worker_module)
         self.workers.append(worker)
         return worker.start()
 
