@@ -22,17 +22,34 @@ through at once. A shorter timeout does not help: aiokafka then also times out b
 are merely queued behind others under load. What helps is asking no new metadata mid-run:
 the join's producer learns all of its topics before ingest starts
 (``BatchProducer.prepare``); none of the runs since stalled (README, performance).
+
+Tansu numbers a group's first generation 0, where Kafka starts at 1, and aiokafka leaves a
+group on close only from a generation above 0: a worker stopped in its group's first
+generation stayed a member, and the next worker's join waited out its session (8 s of the
+bench's 16 s start on local state). :func:`leave_first_generation` makes it leave.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Mapping
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.consumer.group_coordinator import GroupCoordinator
+from aiokafka.errors import KafkaError
+from aiokafka.protocol.group import LeaveGroupRequest
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-__all__ = ["FETCH_MAX_WAIT_MS", "PRODUCER_REQUEST_TIMEOUT_MS", "end_offsets", "install"]
+__all__ = [
+    "FETCH_MAX_WAIT_MS",
+    "PRODUCER_REQUEST_TIMEOUT_MS",
+    "end_offsets",
+    "install",
+    "leave_first_generation",
+]
+
+log = logging.getLogger(__name__)
 
 FETCH_MAX_WAIT_MS = 100
 PRODUCER_REQUEST_TIMEOUT_MS = 10_000
@@ -69,9 +86,32 @@ async def end_offsets(
         await consumer.stop()
 
 
+def leave_first_generation() -> None:
+    """Make every aiokafka consumer of this process leave its group on close in generation 0
+    too (aiokafka itself then only forgets the generation)."""
+    maybe_leave_group = GroupCoordinator._maybe_leave_group
+    if getattr(maybe_leave_group, "leaves_generation_zero", False):
+        return
+
+    async def _maybe_leave_group(self: GroupCoordinator) -> None:
+        if self.generation == 0 and self._group_instance_id is None:
+            try:
+                await self._send_req(LeaveGroupRequest(self.group_id, self.member_id))
+            except KafkaError as exc:  # a best effort, as aiokafka's own
+                log.warning("LeaveGroup request failed group=%s error=%r", self.group_id, exc)
+            else:
+                log.info("LeaveGroup request succeeded group=%s generation=0", self.group_id)
+        await maybe_leave_group(self)
+
+    _maybe_leave_group.leaves_generation_zero = True  # type: ignore[attr-defined]
+    GroupCoordinator._maybe_leave_group = _maybe_leave_group  # type: ignore[method-assign]
+
+
 def install(servers: str) -> None:
     """Make Faust's consumer answer ``highwaters()`` (table recovery) with :func:`end_offsets`
-    and wait at most :data:`FETCH_MAX_WAIT_MS` for new records."""
+    and wait at most :data:`FETCH_MAX_WAIT_MS` for new records; make consumers leave their
+    groups in generation 0 too."""
+    leave_first_generation()
 
     async def _highwaters(self, partitions: list) -> Mapping:
         tps = {TopicPartition(tp.topic, tp.partition): tp for tp in partitions}  # Faust's TP
