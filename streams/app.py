@@ -79,6 +79,7 @@ async def _hold_records_until_seeked(sender: Any = None, **kwargs: Any) -> None:
     them again (in 1 of 43 traced worker starts of the soak test, README, Tests).
     Suspended here, those records wait in the conductor until the queues have been emptied.
     ``tests/integration/slow_seek.py`` widens the window so that a test hits it every run.
+    Upstream: faust-streaming/faust#596 (open) reports the same emptying of the queues.
     """
     app.flow_control.suspend()
 
