@@ -5,6 +5,10 @@ partition's offset only when every agent has acked; one stalled vendor would the
 every sink and the join's own use of ``attributions``. A consumer group per sink gives each
 its own offsets (advanced only past delivered or dead-lettered records) and lets a sink stop
 consuming while its circuit is open without touching anyone else.
+
+A vendor's rate limit is per account: each worker's sink uses the share of it that its
+share of the sink's partitions is (:class:`ShareOfLimits`), so the workers of a group stay
+within it together.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import asyncio
 import logging
 import time
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError
 from pydantic import ValidationError
 
@@ -22,12 +26,13 @@ from sinks.base import Sink
 from sinks.batch import Batch, Item
 from sinks.delivery.deliverer import Deliverer
 from sinks.delivery.dlq import DeadLetters, Failure
+from sinks.delivery.window import SlidingWindowLimiter
 from sinks.registry import build_sinks
 from streams.app import app, settings
 from streams.group_consumer import GroupLag, group_consumer
 from streams.topics import ensure_topic
 
-__all__ = ["SinkConsumer", "run_sinks"]
+__all__ = ["ShareOfLimits", "SinkConsumer", "run_sinks"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +40,29 @@ log = logging.getLogger(__name__)
 async def _send(topic: str, key: bytes | None, value: bytes, headers: list) -> None:
     await ensure_topic(topic)
     await (await app.producer.send(topic, key, value, None, None, headers))
+
+
+class ShareOfLimits(ConsumerRebalanceListener):
+    """After each rebalance, lets the sink use the share of its vendor's rate limits that
+    its share of the group's partitions is (the whole of them when it has them all)."""
+
+    def __init__(self, name: str, consumer: AIOKafkaConsumer, limiter: SlidingWindowLimiter):
+        self.name = name
+        self.consumer = consumer
+        self.limiter = limiter
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        pass
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        topics = self.consumer.subscription()
+        total = sum(len(self.consumer.partitions_for_topic(t) or ()) for t in topics)
+        if not assigned or not total:
+            return  # no partitions, no requests
+        share = min(1.0, len(assigned) / total)
+        self.limiter.share(share)
+        log.info("sink rate limits shared sink=%s partitions=%d/%d share=%.3f",
+                 self.name, len(assigned), total, share)  # fmt: skip
 
 
 class SinkConsumer:
@@ -57,8 +85,11 @@ class SinkConsumer:
 
     def _consumer(self) -> AIOKafkaConsumer:
         # an open circuit may hold a batch for a long time: no rebalance for a slow poll
-        return group_consumer(settings, self.topics, self.group, self.poll_records,
-                              max_poll_interval_ms=30 * 60 * 1000)  # fmt: skip
+        consumer = group_consumer(settings, [], self.group, self.poll_records,
+                                  max_poll_interval_ms=30 * 60 * 1000)  # fmt: skip
+        share = ShareOfLimits(self.sink.name, consumer, self.deliverer.limiter)
+        consumer.subscribe(self.topics, listener=share)
+        return consumer
 
     async def run(self) -> None:
         await self.sink.setup()

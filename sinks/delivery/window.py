@@ -7,6 +7,10 @@ that window's period after its answer: however slow the network or the vendor's 
 window of the vendor's can see more than its limit of ours. (A token bucket, aiolimiter's,
 bursts a full bucket at once and overruns a sliding window; with a bucket of one it loses
 part of the allowance to every wake-up.)
+
+A vendor's limit is per account, not per worker: workers that split a sink's partitions
+split the allowance in the same shares (:meth:`SlidingWindowLimiter.share`), so together
+they stay within it.
 """
 
 from __future__ import annotations
@@ -21,19 +25,20 @@ __all__ = ["SlidingWindowLimiter"]
 
 
 class _Window:
-    __slots__ = ("answered", "limit", "period")
+    __slots__ = ("answered", "limit", "period", "quota")
 
     def __init__(self, limit: int, period: float) -> None:
         if limit < 1 or period <= 0:
             raise ValueError("a rate limit needs requests >= 1 and seconds > 0")
         self.limit = limit
+        self.quota = limit  # this worker's part of the limit
         self.period = period
         self.answered: deque[float] = deque()  # answer times within the last period
 
     def full(self, now: float, sending: int) -> bool:
         while self.answered and self.answered[0] <= now - self.period:
             self.answered.popleft()
-        return sending + len(self.answered) >= self.limit
+        return sending + len(self.answered) >= self.quota
 
 
 class SlidingWindowLimiter:
@@ -45,6 +50,14 @@ class SlidingWindowLimiter:
         self._windows = [_Window(limit, period) for limit, period in limits]
         self._sending = 0
         self._changed = asyncio.Condition()
+
+    def share(self, fraction: float) -> None:
+        """Allow ``fraction`` (0 < fraction <= 1) of every limit, rounded down, at least
+        one request per window. A larger share is used from the next request on."""
+        if not 0 < fraction <= 1:
+            raise ValueError(f"a share of a rate limit is in (0, 1], not {fraction}")
+        for window in self._windows:
+            window.quota = max(1, int(window.limit * fraction))
 
     async def __aenter__(self) -> None:
         async with self._changed:

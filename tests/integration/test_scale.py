@@ -7,9 +7,13 @@ lookup, every vendor record.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import Counter
+from datetime import UTC, datetime
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from dev.expectations import vendor_state
 from dev.generator import Workload
@@ -52,3 +56,36 @@ async def test_survivor_takes_over_a_killed_workers_partitions_exactly(sink_pipe
     vendors = expected_vendor_state(expected)
     await wait_for_vendors(emulators, vendors, timeout=120)
     assert vendor_state(emulators) == vendors
+
+
+async def test_two_workers_stay_within_a_vendors_limit_together(sink_pipeline, emulators):
+    """Klaviyo's limits (350/s burst, 3,500/min) are per account. Each of two workers owns
+    half of the email sink's partitions and so may use half of them: with a backlog on
+    both at once, the vendor never has to answer 429."""
+    klaviyo = emulators.klaviyo
+    klaviyo.limits = klaviyo.documented_limits
+    klaviyo.validate = False  # the emulator must keep up with 350 requests/s
+    sink_pipeline.env["REFSTREAM_SINKS"] = "email"
+    workers = [await sink_pipeline.start_worker(name) for name in ("worker-a", "worker-b")]
+    while not all("share=0.500" in w.log_path.read_text() for w in workers):
+        await asyncio.sleep(0.2)  # each has half of the sink's partitions
+
+    expected = Workload.build(journeys=1500, seed=59, invalid=0).expected()
+    now = datetime.now(UTC)
+    producer = AIOKafkaProducer(bootstrap_servers=sink_pipeline.servers, linger_ms=20)
+    await producer.start()
+    try:
+        for event in expected.emitted:
+            value = event.model_copy(update={"emitted_at": now}).model_dump_json().encode()
+            key = event.referral_id.encode() if event.referral_id else None
+            await producer.send(sink_pipeline.topics["attributions"], value, key=key)
+    finally:
+        await producer.stop()
+
+    want = expected_vendor_state(expected)["klaviyo"]
+    assert len(want) > 1000, "a backlog that would take both workers over the burst limit"
+    deadline = time.monotonic() + 90
+    while vendor_state(emulators)["klaviyo"] != want and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+    assert vendor_state(emulators)["klaviyo"] == want
+    assert klaviyo.over_limit == 0

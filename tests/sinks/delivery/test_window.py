@@ -1,9 +1,22 @@
 import asyncio
+import itertools
 import time
 
 import pytest
 
 from sinks.delivery.window import SlidingWindowLimiter
+
+
+async def send_times(limiter: SlidingWindowLimiter, count: int) -> list[float]:
+    """When each of ``count`` instant requests let through at once was sent, in order."""
+    sent: list[float] = []
+
+    async def request() -> None:
+        async with limiter:
+            sent.append(time.monotonic())
+
+    await asyncio.gather(*(request() for _ in range(count)))
+    return sorted(sent)
 
 
 async def test_a_request_holds_its_place_until_a_period_after_its_answer():
@@ -32,16 +45,10 @@ async def test_a_request_holds_its_place_until_a_period_after_its_answer():
 async def test_every_limit_holds_at_once_a_burst_and_a_steady_one():
     # Klaviyo's shape: a short burst window inside a longer steady one.
     limiter = SlidingWindowLimiter([(4, 0.1), (6, 0.5)])
-    sent: list[float] = []
-
-    async def request() -> None:
-        async with limiter:
-            sent.append(time.monotonic())
 
     began = time.monotonic()
-    await asyncio.gather(*(request() for _ in range(9)))
+    sent = await send_times(limiter, 9)
 
-    sent.sort()
     for at in sent:
         assert len([s for s in sent if at - 0.1 < s <= at]) <= 4
         assert len([s for s in sent if at - 0.5 < s <= at]) <= 6
@@ -50,6 +57,33 @@ async def test_every_limit_holds_at_once_a_burst_and_a_steady_one():
     assert sent[3] - began < 0.05
     assert 0.1 <= sent[5] - began < 0.2
     assert sent[6] - began >= 0.5
+
+
+async def test_a_share_of_the_limits_is_all_a_worker_sends():
+    limiter = SlidingWindowLimiter([(8, 0.3), (3, 0.05)])
+    limiter.share(0.5)  # 4 per 0.3 s, 1 per 0.05 s
+
+    began = time.monotonic()
+    sent = await send_times(limiter, 5)
+
+    assert len([s for s in sent if s - began < 0.3]) == 4
+    assert all(b - a >= 0.045 for a, b in itertools.pairwise(sent)), "1 per 0.05 s"
+    assert sent[4] - began >= 0.3
+
+    limiter.share(1.0)  # the whole limit again, e.g. once the other worker has gone
+    await asyncio.sleep(0.35)
+    burst = await send_times(limiter, 3)
+    assert max(burst) - min(burst) < 0.03, "3 at once, the burst window's full limit"
+
+
+async def test_a_share_is_a_fraction_and_leaves_one_request_a_window():
+    limiter = SlidingWindowLimiter([(10, 0.2)])
+    for bad in (0, -0.5, 1.5):
+        with pytest.raises(ValueError):
+            limiter.share(bad)
+    limiter.share(0.01)  # 0.1 request: one
+    sent = await send_times(limiter, 2)
+    assert sent[1] - sent[0] >= 0.19
 
 
 def test_a_limit_needs_requests_and_a_period():
