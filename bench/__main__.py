@@ -28,7 +28,7 @@ import orjson
 from bench import kafka
 from dev.broker import EmbeddedBroker, free_port
 from dev.emulators import running_emulators
-from dev.generator import Workload
+from dev.generator import Workload, attribution_records
 from dev.kafka_io import read_topic
 from dev.latency import CRM_KINDS, JOINED, delivery_latencies, percentile
 from dev.worker import WorkerProcess
@@ -247,13 +247,8 @@ async def scale_out(bench: Bench) -> None:
 
 async def preload_attributions(bench: Bench) -> tuple[str, int]:
     """The workload's attribution events, as the join emits them, on a fresh topic."""
-    now = datetime.now(UTC)
-    events = bench.workload().expected(phases=1).emitted
-    records = [
-        ((e.referral_id or "").encode() or None,
-         e.model_copy(update={"emitted_at": now}).model_dump_json().encode())
-        for e in events
-    ]  # fmt: skip
+    emitted = attribution_records(bench.workload().expected(phases=1).emitted)
+    records = [(r.key, r.value) for r in emitted]
     topic = bench.name("bench-attributions")
     await kafka.create(bench.servers, [topic], partitions=8)
     await kafka.produce_all(bench.servers, lambda _: topic, records)

@@ -12,6 +12,7 @@ events through the pure rules (:mod:`dev.join_sim`) to give the exact expected o
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -20,9 +21,10 @@ import orjson
 
 from agents.rules import JoinRules
 from dev.join_sim import JoinSim
+from schemas.attribution import AttributionEvent
 from schemas.events import parse_event
 
-__all__ = ["Record", "Workload"]
+__all__ = ["Record", "Workload", "attribution_records"]
 
 EPOCH = datetime(2026, 9, 1, tzinfo=UTC)
 FIRST = ["Ann", "Bob", "Cleo", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jun", "Kai", "Lea"]
@@ -37,6 +39,17 @@ class Record:
     key: bytes | None
     value: bytes
     valid: bool = True
+
+
+def attribution_records(events: Iterable[AttributionEvent]) -> list[Record]:
+    """Attribution events as the join publishes them (keyed by referral id), emitted now:
+    input for the sinks alone."""
+    now = datetime.now(UTC)
+    return [
+        Record("attributions", (e.referral_id or "").encode() or None,
+               e.model_copy(update={"emitted_at": now}).model_dump_json().encode())
+        for e in events
+    ]  # fmt: skip
 
 
 def _ts(moment: datetime) -> str:

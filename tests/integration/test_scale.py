@@ -8,16 +8,13 @@ lookup, every vendor record.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
-from datetime import UTC, datetime
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from dev.expectations import vendor_state
-from dev.generator import Workload
-from dev.kafka_io import read_topic
+from dev.generator import Workload, attribution_records
+from dev.kafka_io import produce, read_topic
 
 from .test_join import assert_lookups_match, by_id, run_phases, unique_ids
 from .test_sinks import expected_vendor_state, wait_for_vendors
@@ -71,21 +68,11 @@ async def test_two_workers_stay_within_a_vendors_limit_together(sink_pipeline, e
         await asyncio.sleep(0.2)  # each has half of the sink's partitions
 
     expected = Workload.build(journeys=1500, seed=59, invalid=0).expected()
-    now = datetime.now(UTC)
-    producer = AIOKafkaProducer(bootstrap_servers=sink_pipeline.servers, linger_ms=20)
-    await producer.start()
-    try:
-        for event in expected.emitted:
-            value = event.model_copy(update={"emitted_at": now}).model_dump_json().encode()
-            key = event.referral_id.encode() if event.referral_id else None
-            await producer.send(sink_pipeline.topics["attributions"], value, key=key)
-    finally:
-        await producer.stop()
+    records = attribution_records(expected.emitted)
+    await produce(records, sink_pipeline.servers, sink_pipeline.topics)
 
     want = expected_vendor_state(expected)["klaviyo"]
     assert len(want) > 1000, "a backlog that would take both workers over the burst limit"
-    deadline = time.monotonic() + 90
-    while vendor_state(emulators)["klaviyo"] != want and time.monotonic() < deadline:
-        await asyncio.sleep(0.5)
+    await wait_for_vendors(emulators, {"klaviyo": want}, timeout=90)
     assert vendor_state(emulators)["klaviyo"] == want
     assert klaviyo.over_limit == 0

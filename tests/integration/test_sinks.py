@@ -41,8 +41,12 @@ def expected_vendor_state(expected) -> dict:
 
 
 async def wait_for_vendors(emulators, want: dict, timeout: float = 120) -> None:
+    """Until the vendors named in ``want`` hold what it says (or ``timeout`` passes)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and vendor_state(emulators) != want:
+    while time.monotonic() < deadline:
+        state = vendor_state(emulators)
+        if {vendor: state[vendor] for vendor in want} == want:
+            return
         await asyncio.sleep(0.5)
 
 
