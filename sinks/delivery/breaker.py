@@ -40,9 +40,9 @@ class CircuitBreaker:
     def is_open(self) -> bool:
         return self.state is not State.CLOSED
 
-    async def wait_closed(self) -> float:
-        """Return once a call may go out; the seconds spent waiting."""
-        started = time.monotonic()
+    async def wait_closed(self) -> bool:
+        """Return once a call may go out: True when this caller is the half-open circuit's
+        one probe, which must then end with :meth:`end_probe` whatever becomes of it."""
         while (pause := self._paused_until - time.monotonic()) > 0:
             await asyncio.sleep(pause)
         while True:
@@ -52,9 +52,15 @@ class CircuitBreaker:
                 self.state = State.HALF_OPEN
             if self.state is State.HALF_OPEN and not self._probing:
                 self._probing = True  # this caller is the probe
-                break
+                return True
             await asyncio.sleep(0.05)
-        return time.monotonic() - started
+        return False
+
+    def end_probe(self) -> None:
+        """The probe's call is over. Its answer (success, failure, pause) already decided the
+        state; a probe that raised something else or was cancelled (a rebalance stops a
+        delivery) decided nothing, and the next caller probes instead of all waiting."""
+        self._probing = False
 
     def pause(self, seconds: float) -> None:
         """The vendor asked every caller to wait (rate limited): not a failure."""

@@ -22,12 +22,12 @@ import logging
 import random
 import time
 
-from sinks.base import Sink
+from sinks.base import Sink, WriteResult
 from sinks.batch import Batch, Item
 from sinks.delivery.breaker import CircuitBreaker
 from sinks.delivery.dlq import DeadLetters, Failure
 from sinks.delivery.window import SlidingWindowLimiter
-from sinks.errors import PermanentError, RateLimited, RetryableError
+from sinks.errors import DeliveryError, PermanentError, RateLimited, RetryableError
 from streams.metrics import (
     SINK_DELIVERED,
     SINK_DELIVERY_LATENCY,
@@ -55,7 +55,9 @@ class Deliverer:
 
     async def deliver(self, batch: Batch) -> None:
         wanted = [item for item in batch if self.sink.accepts(item)]
-        await asyncio.gather(*(self._request(chunk) for chunk in self._chunks(wanted)))
+        async with asyncio.TaskGroup() as requests:  # one failing cancels its siblings
+            for chunk in self._chunks(wanted):
+                requests.create_task(self._request(chunk))
 
     def _chunks(self, items: list[Item]) -> list[Batch]:
         """At most ``batch_size`` ordering keys per request; one key never spans two."""
@@ -74,31 +76,41 @@ class Deliverer:
             chunks.append(Batch(tuple(current)))
         return chunks
 
+    async def _attempt(self, chunk: Batch) -> WriteResult | DeliveryError:
+        """One vendor request. The circuit's probe, the in-flight slot and the rate-limit
+        place are held for the call alone and released before the caller acts on the answer:
+        a refused batch's halves need places of their own, and a split held its parent's
+        until, as deep as ``max_in_flight``, no request could go out at all."""
+        probe = await self.breaker.wait_closed()
+        try:
+            async with self.in_flight, self.limiter:
+                started = time.monotonic()
+                try:
+                    result = await self.sink.write(chunk)
+                except DeliveryError as exc:
+                    self._observe(started, exc.status or exc.reason)
+                    return exc
+                self._observe(started, result.status)
+                return result
+        finally:
+            if probe:  # answered, raised or cancelled: never leave the circuit probed forever
+                self.breaker.end_probe()
+
     async def _request(self, chunk: Batch) -> None:
         policy, name = self.policy, self.sink.name
         attempts, retry_time = 0, 0.0
         first_failed = last_failed = 0.0
         while True:
-            await self.breaker.wait_closed()
-            async with self.in_flight, self.limiter:
-                started = time.monotonic()
-                try:
-                    result = await self.sink.write(chunk)
-                except RetryableError as exc:
-                    self._observe(started, exc.status or exc.reason)
-                    error: RetryableError | None = exc
-                except PermanentError as exc:
-                    self._observe(started, exc.status or exc.reason)
-                    self.breaker.success()  # the vendor answered: it is up
-                    await self._permanent(chunk, exc, attempts + 1, first_failed or time.time())
-                    return
-                else:
-                    self._observe(started, result.status)
-                    self.breaker.success()
-                    error = None
-            if error is None:
-                await self._delivered(chunk, result.rejected, attempts + 1)
+            answer = await self._attempt(chunk)
+            if isinstance(answer, WriteResult):
+                self.breaker.success()
+                await self._delivered(chunk, answer.rejected, attempts + 1)
                 return
+            if isinstance(answer, PermanentError):
+                self.breaker.success()  # the vendor answered: it is up
+                await self._permanent(chunk, answer, attempts + 1, first_failed or time.time())
+                return
+            error = answer if isinstance(answer, RetryableError) else RetryableError(str(answer))
             now = time.time()
             first_failed = first_failed or now
             last_failed = now
@@ -132,9 +144,9 @@ class Deliverer:
     async def _permanent(self, chunk: Batch, exc: PermanentError, attempts: int, first: float):
         if len(chunk) > 1:  # find the bad records: halves are retried on their own
             half = len(chunk) // 2
-            await asyncio.gather(
-                self._request(Batch(chunk.items[:half])), self._request(Batch(chunk.items[half:]))
-            )
+            async with asyncio.TaskGroup() as halves:
+                halves.create_task(self._request(Batch(chunk.items[:half])))
+                halves.create_task(self._request(Batch(chunk.items[half:])))
             return
         failure = Failure(exc.reason, exc.message, exc.status, attempts, first, time.time())
         await self.dead_letters.put(chunk.items[0], failure)

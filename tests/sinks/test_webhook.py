@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from pathlib import Path
 
@@ -62,6 +63,22 @@ async def test_a_wrong_secret_is_refused_and_dead_lettered(receiver):
     await sink.aclose()
     assert receiver.notifications == {}
     assert [h["error.reason"] for _, _, _, h in dlq.sent] == [b"unauthorized"]
+
+
+async def test_a_wrong_secret_refuses_a_batch_of_16_and_every_record_is_dead_lettered(receiver):
+    """The reported hang: each 401 split the batch while holding its in-flight slot, and at
+    16 records (4 in flight) the halves waited for slots forever."""
+    sink = await make(receiver, "not-the-secret")
+    sink.policy = replace(sink.policy, batch_size=16, max_in_flight=4, limits=((1000, 1.0),))
+    dlq = RecordingDLQ("webhook")
+    batch = items(*(attribution(n, "referral_converted") for n in range(16)))
+    await asyncio.wait_for(Deliverer(sink, dlq).deliver(batch), 20)
+    await sink.aclose()
+    assert receiver.notifications == {}
+    assert sorted(key for _, key, _, _ in dlq.sent) == sorted(
+        f"ref_{n}".encode() for n in range(16)
+    )
+    assert {h["error.reason"] for _, _, _, h in dlq.sent} == {b"unauthorized"}
 
 
 def test_the_guide_shows_the_sink_exactly_as_it_is():
