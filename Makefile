@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint demo bench schemas clean
+.PHONY: install test test-tansu lint demo bench schemas clean
 
 BENCH_STAMP := $(VENV)/.bench-installed
 
@@ -20,8 +20,19 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The broker is chosen by tests/integration/conftest.py (the pytest header names it):
+# Apache Kafka from dev/kafka.py where Java and Maven are installed, else the embedded Tansu.
 test: install lint
 	$(BIN)/python -m pytest
+
+# The demo's embedded broker: the tests that cover REFSTREAM_BROKER_COMPAT=tansu, on Tansu.
+TANSU_TESTS := tests/integration/test_tansu.py \
+	tests/integration/test_commands.py \
+	"tests/integration/test_join.py::test_join_is_exact_against_the_rules" \
+	"tests/integration/test_join.py::test_kill_9_mid_stream_recovers_exactly[rocksdb://]" \
+	"tests/integration/test_sinks.py::test_every_attribution_reaches_each_vendor_exactly_once"
+test-tansu: install
+	REFSTREAM_TEST_BROKER=tansu $(BIN)/python -m pytest $(TANSU_TESTS)
 
 demo: install
 	$(BIN)/python -m dev.demo

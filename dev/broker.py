@@ -22,13 +22,65 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-__all__ = ["EmbeddedBroker", "free_port"]
+__all__ = ["EmbeddedBroker", "free_port", "stop_process", "wait_until_answers"]
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def stop_process(process: subprocess.Popen | None, timeout: float) -> None:
+    """SIGTERM (a broker's controlled shutdown), then SIGKILL after ``timeout`` seconds."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def wait_until_answers(
+    servers: str, process: subprocess.Popen | None, log_path: Path, timeout: float
+) -> None:
+    """Wait until a Kafka client gets metadata back from ``servers``, not merely an open
+    port; fail early if ``process`` exits. Sync: runs its own loop on its own thread, so it
+    may be called from inside a running loop."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, _answers(servers, process, log_path, timeout)).result()
+
+
+async def _answers(
+    servers: str, process: subprocess.Popen | None, log_path: Path, timeout: float
+) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    quiet = logging.getLogger("aiokafka")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)  # refused connections are expected while it starts
+    try:
+        deadline = time.monotonic() + timeout
+        last_error: Exception | None = None
+        while time.monotonic() < deadline:
+            if process is not None and process.poll() is not None:
+                raise RuntimeError(f"broker exited with {process.returncode}; see {log_path}")
+            admin = AIOKafkaAdminClient(bootstrap_servers=servers)
+            try:
+                await admin.start()
+                await admin.list_topics()
+                return
+            except Exception as exc:  # not up yet
+                last_error = exc
+                await asyncio.sleep(0.2)
+            finally:
+                with contextlib.suppress(Exception):
+                    await admin.close()
+        raise TimeoutError(f"broker did not answer within {timeout}s: {last_error!r}")
+    finally:
+        quiet.setLevel(level)
 
 
 class EmbeddedBroker:
@@ -61,53 +113,15 @@ class EmbeddedBroker:
                 start_new_session=True,
             )
         try:
-            # Its own loop on its own thread: start() is sync and may be called from a loop.
-            with ThreadPoolExecutor(1) as pool:
-                pool.submit(asyncio.run, self._wait_ready(timeout)).result()
+            wait_until_answers(self.bootstrap_servers, self._process, self.log_path, timeout)
         except BaseException:
             self.stop()
             raise
         return self
 
-    async def _wait_ready(self, timeout: float) -> None:
-        """Ready means a Kafka client gets metadata back, not merely an open port."""
-        from aiokafka.admin import AIOKafkaAdminClient
-
-        quiet = logging.getLogger("aiokafka")
-        level = quiet.level
-        quiet.setLevel(logging.CRITICAL)  # refused connections are expected while it starts
-        try:
-            deadline = time.monotonic() + timeout
-            last_error: Exception | None = None
-            while time.monotonic() < deadline:
-                if self._process and self._process.poll() is not None:
-                    code = self._process.returncode
-                    raise RuntimeError(f"tansu exited with {code}; see {self.log_path}")
-                admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers)
-                try:
-                    await admin.start()
-                    await admin.list_topics()
-                    return
-                except Exception as exc:  # not up yet
-                    last_error = exc
-                    await asyncio.sleep(0.2)
-                finally:
-                    with contextlib.suppress(Exception):
-                        await admin.close()
-            raise TimeoutError(f"tansu did not answer within {timeout}s: {last_error!r}")
-        finally:
-            quiet.setLevel(level)
-
     def stop(self, timeout: float = 15.0) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout)
 
     def __enter__(self) -> EmbeddedBroker:
         return self.start()

@@ -10,13 +10,16 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from dev.generator import Record
+from streams.connection import KafkaConnection, connection_of
 
-__all__ = ["create_topics", "produce", "read_topic"]
+__all__ = ["create_acls", "create_topics", "produce", "read_topic"]
 
 
-async def create_topics(bootstrap_servers: str, names: Iterable[str], partitions: int) -> None:
+async def create_topics(
+    connection: KafkaConnection | str, names: Iterable[str], partitions: int
+) -> None:
     """Create topics up front, so that no broker auto-creates them with its own defaults."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = AIOKafkaAdminClient(**connection_of(connection).client_options())
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -27,15 +30,44 @@ async def create_topics(bootstrap_servers: str, names: Iterable[str], partitions
         await admin.close()
 
 
+async def create_acls(connection: KafkaConnection | str, principal: str, acls: Iterable) -> None:
+    """Grant ``principal`` each :class:`streams.acls.Acl` (aiokafka's admin client has no
+    ACL call; its CreateAcls request does). ``connection`` must be allowed to alter ACLs."""
+    from aiokafka.errors import for_code
+    from aiokafka.protocol.admin import CreateAclsRequest
+
+    admin = AIOKafkaAdminClient(**connection_of(connection).client_options())
+    await admin.start()
+    try:
+        for acl in acls:
+            request = CreateAclsRequest(
+                acl.resource,
+                acl.name,
+                acl.pattern,
+                principal,
+                "*",
+                acl.operation,
+                3,  # ALLOW
+            )
+            answer = (await admin._send_request(request)).to_object()
+            for result in answer["creation_responses"]:
+                if result["error_code"]:
+                    raise for_code(result["error_code"])(f"{acl}: {result['error_message']}")
+    finally:
+        await admin.close()
+
+
 async def produce(
-    records: Iterable[Record], bootstrap_servers: str, topic_map: dict[str, str] | None = None
+    records: Iterable[Record],
+    connection: KafkaConnection | str,
+    topic_map: dict[str, str] | None = None,
 ) -> int:
     """Send ``records`` and wait for every acknowledgement; returns the count.
 
     :param topic_map: record topic → actual topic name (tests use per-test names).
     """
     topic_map = topic_map or {}
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, linger_ms=5)
+    producer = AIOKafkaProducer(**connection_of(connection).client_options(), linger_ms=5)
     await producer.start()
     try:
         futures = [
@@ -49,7 +81,7 @@ async def produce(
 
 
 async def read_topic(
-    bootstrap_servers: str,
+    connection: KafkaConnection | str,
     topic: str,
     *,
     until: Callable[[list[ConsumerRecord]], bool] = lambda _: False,
@@ -61,7 +93,7 @@ async def read_topic(
     (see broker-tansu.md)."""
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap_servers,
+        **connection_of(connection).client_options(),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,

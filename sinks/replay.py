@@ -16,6 +16,7 @@ from sinks.base import Sink
 from sinks.batch import Batch, Item
 from sinks.delivery.deliverer import Deliverer
 from sinks.delivery.dlq import DeadLetters
+from streams.connection import KafkaConnection, connection_of
 
 __all__ = ["DeadLetter", "ReplayReport", "read_dead_letters", "replay"]
 
@@ -41,11 +42,11 @@ class DeadLetter:
 
 
 async def read_dead_letters(
-    bootstrap_servers: str, topic: str, reason: str | None = None
+    connection: KafkaConnection | str, topic: str, reason: str | None = None
 ) -> list[DeadLetter]:
     """Every record now in ``topic`` (optionally only one ``error.reason``)."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None
+        **connection_of(connection).client_options(), enable_auto_commit=False, group_id=None
     )
     await consumer.start()
     letters: list[DeadLetter] = []
@@ -83,13 +84,13 @@ class ReplayReport:
 
 async def replay(
     sink: Sink,
-    bootstrap_servers: str,
+    connection: KafkaConnection | str,
     topic: str,
     reason: str | None = None,
     advocate_topic: str | None = None,
 ) -> ReplayReport:
-    letters = await read_dead_letters(bootstrap_servers, topic, reason)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers)
+    letters = await read_dead_letters(connection, topic, reason)
+    producer = AIOKafkaProducer(**connection_of(connection).client_options())
     await producer.start()
     again: Counter = Counter()
 

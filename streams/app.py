@@ -10,7 +10,9 @@ from typing import Any
 
 import faust
 
+from sinks.errors import ConfigurationError
 from streams import tansu
+from streams.logs import quiet_aiokafka
 from streams.producer import BatchProducer
 from streams.settings import BrokerCompat, Settings, get_settings
 
@@ -21,6 +23,7 @@ def faust_options(settings: Settings) -> dict[str, Any]:
     """Faust keyword arguments for ``settings``; broker quirks stay behind one switch."""
     options: dict[str, Any] = {
         "broker": settings.broker_url,
+        "broker_credentials": settings.kafka.faust_credentials(),
         "store": settings.store,
         "datadir": settings.data_dir,
         "topic_partitions": settings.partitions,
@@ -37,21 +40,31 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         # ingest can run far ahead of the stages: Faust's default of 4,096 buffered records
         # per stream held hundreds of MB of envelopes while a large backlog loaded.
         "stream_buffer_maxsize": 256,
+        "broker_session_timeout": settings.session_timeout_seconds,
+        "broker_heartbeat_interval": settings.heartbeat_interval_seconds,
     }
     if settings.broker_compat is BrokerCompat.TANSU:
         # broker-tansu.md: joins wait half the session timeout. (Its wrong "latest" offsets
         # are handled by streams.tansu, which reads them from fetch answers instead.)
-        options |= {"broker_session_timeout": 6.0, "broker_heartbeat_interval": 1.0}
+        options |= {
+            "broker_session_timeout": tansu.SESSION_TIMEOUT_MS / 1000,
+            "broker_heartbeat_interval": tansu.HEARTBEAT_INTERVAL_MS / 1000,
+        }
     return options
 
 
-settings = get_settings()
+try:
+    settings = get_settings()
+except ConfigurationError as exc:  # one line naming the variable, not a traceback
+    sys.stderr.write(f"refstream: configuration error: {exc}\n")
+    sys.exit(2)
 app = faust.App(settings.app_id, **faust_options(settings))
+quiet_aiokafka()  # a lost broker is logged at a bounded rate (streams/logs.py)
 if settings.broker_compat is BrokerCompat.TANSU:
-    tansu.install(settings.kafka_bootstrap_servers)
+    tansu.install(settings.kafka)
 
 producer = BatchProducer(
-    settings.kafka_bootstrap_servers,
+    settings.kafka,
     **(
         {"request_timeout_ms": tansu.PRODUCER_REQUEST_TIMEOUT_MS}
         if settings.broker_compat is BrokerCompat.TANSU
@@ -84,7 +97,10 @@ async def _hold_records_until_seeked(sender: Any = None, **kwargs: Any) -> None:
     app.flow_control.suspend()
 
 
-MODULES = ("agents.ingest", "agents.join", "streams.monitor", "streams.web", "streams.commands")
+MODULES = (
+    "agents.ingest", "agents.join", "streams.monitor", "streams.broker_watch", "streams.web",
+    "streams.commands",
+)  # fmt: skip
 """Modules that register agents, pages and commands on :data:`app`."""
 
 
@@ -98,16 +114,38 @@ def tune_gc() -> None:
     gc.set_threshold(100_000, 50, 100)
 
 
-def main() -> None:
-    """Console script. Building the sinks checks their credentials before Faust starts."""
-    from sinks.errors import ConfigurationError
+def _preflight(worker: bool) -> None:
+    """Check the cluster before Faust starts (streams/preflight.py): a worker needs every
+    topic and group it uses; a command only a login."""
+    import asyncio
 
+    from streams.acls import Pattern, Resource, required_acls
+    from streams.preflight import check_cluster
+
+    topics, groups = set(), set()
+    if worker:
+        for acl in required_acls(settings):
+            if acl.pattern is Pattern.LITERAL:
+                (topics if acl.resource is Resource.TOPIC else groups).add(acl.name)
+    asyncio.run(check_cluster(settings.kafka, topics, groups))
+
+
+OFFLINE_COMMANDS = {"schemas", "acls", "--help", "--version"}
+"""Commands that never touch the cluster."""
+
+
+def main() -> None:
+    """Console script. Building the sinks checks their credentials, and the pre-flight the
+    cluster's, before Faust starts; either refusal is one line and exit status 2."""
     for module in MODULES:
         importlib.import_module(module)
     tune_gc()
+    args = sys.argv[1:]
     try:
-        if "worker" in sys.argv[1:]:
+        if "worker" in args:
             importlib.import_module("agents.fanout")
+        if args and not OFFLINE_COMMANDS.intersection(args):
+            _preflight(worker="worker" in args)
     except ConfigurationError as exc:
         sys.stderr.write(f"refstream: configuration error: {exc}\n")
         sys.exit(2)

@@ -6,7 +6,7 @@ from faust.cli import option
 
 from streams.app import app, settings
 
-__all__ = ["dlq_list", "dlq_replay", "generate", "schemas"]
+__all__ = ["acls", "dlq_list", "dlq_replay", "generate", "schemas"]
 
 SINK = option("--sink", required=True, help="Sink name: crm, email or analytics.")
 REASON = option("--reason", default=None, help="Only records with this error.reason.")
@@ -22,6 +22,17 @@ async def schemas(self) -> None:
 
 
 @app.command(
+    option("--principal", default="User:refstream", help="The principal the worker runs as.")
+)
+async def acls(self, principal: str) -> None:
+    """Print the kafka-acls.sh lines that grant a worker of these settings what it needs."""
+    from streams.acls import required_acls
+
+    for acl in required_acls(settings):
+        self.say(acl.command(principal))
+
+
+@app.command(
     option("--journeys", type=int, default=200, help="Referral journeys to generate."),
     option("--seed", type=int, default=7, help="Random seed (same seed, same events)."),
     option("--invalid", type=int, default=5, help="Invalid records to mix in."),
@@ -34,7 +45,7 @@ async def generate(self, journeys: int, seed: int, invalid: int) -> None:
     workload = Workload.build(journeys=journeys, seed=seed, invalid=invalid)
     t = settings.topics
     names = {"referrals": t.referrals, "signups": t.signups, "orders": t.orders}
-    sent = await produce(workload.records, settings.kafka_bootstrap_servers, names)
+    sent = await produce(workload.records, settings.kafka, names)
     self.say(f"sent {sent} records ({journeys} journeys, {invalid} invalid)")
 
 
@@ -46,7 +57,7 @@ async def dlq_list(self, sink: str, reason: str | None) -> None:
     from sinks.replay import read_dead_letters
 
     topic = settings.sink_dlq(sink)
-    letters = await read_dead_letters(settings.kafka_bootstrap_servers, topic, reason)
+    letters = await read_dead_letters(settings.kafka, topic, reason)
     counts = Counter(letter.reason for letter in letters)
     self.say(f"{topic}: {len(letters)} records {dict(counts)}")
     for letter in letters:
@@ -67,9 +78,7 @@ async def dlq_replay(self, sink: str, reason: str | None) -> None:
 
     (target,) = build_sinks(settings.model_copy(update={"sinks": (sink,)}))
     topic = settings.sink_dlq(sink)
-    report = await replay(
-        target, settings.kafka_bootstrap_servers, topic, reason, settings.topics.advocate_totals
-    )
+    report = await replay(target, settings.kafka, topic, reason, settings.topics.advocate_totals)
     again = sum(report.dead_lettered_again.values())
     self.say(
         f"replayed {report.replayed} records from {topic}: "

@@ -24,14 +24,20 @@ def group_consumer(
     compat = settings.broker_compat is BrokerCompat.TANSU
     return AIOKafkaConsumer(
         *topics,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **settings.kafka.client_options(),
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=max_records,
         max_poll_interval_ms=max_poll_interval_ms,
-        session_timeout_ms=6000 if compat else 10000,
-        heartbeat_interval_ms=1000 if compat else 3000,
+        session_timeout_ms=(
+            tansu.SESSION_TIMEOUT_MS if compat else int(settings.session_timeout_seconds * 1000)
+        ),
+        heartbeat_interval_ms=(
+            tansu.HEARTBEAT_INTERVAL_MS
+            if compat
+            else int(settings.heartbeat_interval_seconds * 1000)
+        ),
         fetch_max_wait_ms=tansu.FETCH_MAX_WAIT_MS if compat else 500,
     )
 

@@ -8,6 +8,8 @@ from prometheus_client import Counter, Gauge, Histogram
 __all__ = [
     "ATTRIBUTIONS",
     "ATTRIBUTION_LATENCY",
+    "BROKER_CONNECTED",
+    "BROKER_CONTACT_AGE",
     "DROPPED",
     "EVENTS",
     "PENDING",
@@ -39,6 +41,14 @@ ATTRIBUTION_LATENCY = Histogram(
 
 WORKER_READY = Gauge(
     "refstream_worker_ready", "1 when partitions are assigned and tables recovered (/readyz)"
+)
+
+BROKER_CONNECTED = Gauge(
+    "refstream_broker_connected", "1 while the worker's metadata requests reach the broker"
+)
+BROKER_CONTACT_AGE = Gauge(
+    "refstream_broker_last_contact_age_seconds",
+    "Seconds since the broker last answered the worker's metadata request",
 )
 
 # Sinks (labels: sink name, HTTP status class or code, reason codes; never record data).

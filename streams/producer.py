@@ -19,6 +19,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from murmurhash2 import murmurhash2
 
+from streams.connection import KafkaConnection, connection_of
+
 __all__ = ["BatchProducer", "Headers", "OutRecord", "place"]
 
 Headers = list[tuple[str, bytes]]
@@ -47,8 +49,8 @@ class BatchProducer:
     """An aiokafka producer that sends lists of records as per-partition batches; it
     connects on first use."""
 
-    def __init__(self, bootstrap_servers: str, request_timeout_ms: int = 40_000) -> None:
-        self._bootstrap_servers = bootstrap_servers
+    def __init__(self, connection: KafkaConnection | str, request_timeout_ms: int = 40_000) -> None:
+        self._connection = connection_of(connection)
         self._request_timeout_ms = request_timeout_ms
         self._producer: AIOKafkaProducer | None = None
         self._starting = asyncio.Lock()
@@ -60,7 +62,7 @@ class BatchProducer:
         async with self._starting:
             if self._producer is None:
                 producer = AIOKafkaProducer(
-                    bootstrap_servers=self._bootstrap_servers, acks="all",
+                    **self._connection.client_options(), acks="all",
                     max_batch_size=2 * MAX_BATCH_BYTES, max_request_size=4 * MAX_BATCH_BYTES,
                     request_timeout_ms=self._request_timeout_ms,
                 )  # fmt: skip

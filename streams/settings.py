@@ -7,15 +7,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 from enum import StrEnum
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from agents.rules import JoinRules
+from sinks.errors import ConfigurationError
+from streams.connection import KafkaConnection, KafkaSecurity
 
-__all__ = ["BrokerCompat", "Settings", "Topics", "get_settings"]
+__all__ = ["BrokerCompat", "Settings", "Topics", "get_settings", "load_settings"]
 
 SINK_NAMES = ("crm", "email", "analytics")
 KNOWN_SINKS = (*SINK_NAMES, "webhook")
@@ -57,6 +59,13 @@ class Settings(BaseSettings):
     data_dir: str = Field("data", alias="REFSTREAM_DATA_DIR")
     sinks: Annotated[tuple[str, ...], NoDecode] = Field(SINK_NAMES, alias="REFSTREAM_SINKS")
     broker_compat: BrokerCompat = Field(BrokerCompat.KAFKA, alias="REFSTREAM_BROKER_COMPAT")
+    session_timeout_seconds: float = Field(
+        10.0, ge=6, le=300, alias="REFSTREAM_SESSION_TIMEOUT_SECONDS"
+    )
+    """Consumer-group session of every group of the worker (Faust's app, ingest, sinks): how
+    long a killed worker keeps its partitions before the group moves them. Faust's own
+    default (60 s) left a kill -9 takeover waiting a minute; Kafka's floor is 6 s
+    (``group.min.session.timeout.ms``). Heartbeats go every third of it."""
     partitions: int = Field(8, ge=1, alias="REFSTREAM_PARTITIONS")
     """Partitions of the topics the app creates (re-keyed join topics, changelogs, outputs)."""
     replication_factor: int = Field(1, ge=1, alias="REFSTREAM_REPLICATION_FACTOR")
@@ -89,6 +98,7 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = Field(None, alias="WEBHOOK_SECRET")
 
     topics: Topics = Field(default_factory=Topics)
+    kafka_security: KafkaSecurity = Field(default_factory=KafkaSecurity)
 
     @field_validator("sinks", mode="before")
     @classmethod
@@ -117,10 +127,41 @@ class Settings(BaseSettings):
         return f"{self.topics.dlq_sink_prefix}{sink}"
 
     @property
+    def heartbeat_interval_seconds(self) -> float:
+        return self.session_timeout_seconds / 3
+
+    @cached_property
+    def kafka(self) -> KafkaConnection:
+        """How this process's Kafka clients connect (servers, TLS, SASL)."""
+        return KafkaConnection(self.kafka_bootstrap_servers, self.kafka_security)
+
+    @property
     def broker_url(self) -> str:
         return ";".join(f"kafka://{s.strip()}" for s in self.kafka_bootstrap_servers.split(","))
 
 
+_PREFIXES = {"KafkaSecurity": "KAFKA_", "Topics": "REFSTREAM_TOPIC_"}
+
+
+def load_settings() -> Settings:
+    """The settings, or a :class:`ConfigurationError` naming each variable that is wrong."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        prefix = _PREFIXES.get(exc.title, "")
+        problems = []
+        for error in exc.errors():
+            message = error["msg"].removeprefix("Value error, ")
+            if error["type"] == "enum":
+                message += f", not {error['input']!r}"
+            if error["loc"]:
+                name = str(error["loc"][0])
+                variable = f"{prefix}{name.upper()}" if prefix else name
+                message = f"{variable}: {message}"
+            problems.append(message)
+        raise ConfigurationError("; ".join(problems)) from None
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    return load_settings()

@@ -41,9 +41,13 @@ from aiokafka.errors import KafkaError
 from aiokafka.protocol.group import LeaveGroupRequest
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from streams.connection import KafkaConnection, connection_of
+
 __all__ = [
     "FETCH_MAX_WAIT_MS",
+    "HEARTBEAT_INTERVAL_MS",
     "PRODUCER_REQUEST_TIMEOUT_MS",
+    "SESSION_TIMEOUT_MS",
     "end_offsets",
     "install",
     "leave_first_generation",
@@ -53,16 +57,19 @@ log = logging.getLogger(__name__)
 
 FETCH_MAX_WAIT_MS = 100
 PRODUCER_REQUEST_TIMEOUT_MS = 10_000
+SESSION_TIMEOUT_MS = 6000  # Tansu's joins wait half the session (broker-tansu.md)
+HEARTBEAT_INTERVAL_MS = 1000
 
 
 async def end_offsets(
-    servers: str, partitions: Iterable[TopicPartition], timeout: float = 30.0
+    servers: KafkaConnection | str, partitions: Iterable[TopicPartition], timeout: float = 30.0
 ) -> dict[TopicPartition, int]:
     """True end offsets: fetch from the first record of each partition's last write and
     take the high watermark of the answer."""
     partitions = list(partitions)
-    consumer = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False,
-                                group_id=None, max_partition_fetch_bytes=64 * 1024)  # fmt: skip
+    consumer = AIOKafkaConsumer(**connection_of(servers).client_options(),
+                                enable_auto_commit=False, group_id=None,
+                                max_partition_fetch_bytes=64 * 1024)  # fmt: skip
     await consumer.start()
     try:
         listed = await consumer.end_offsets(partitions)
@@ -107,7 +114,7 @@ def leave_first_generation() -> None:
     GroupCoordinator._maybe_leave_group = _maybe_leave_group  # type: ignore[method-assign]
 
 
-def install(servers: str) -> None:
+def install(servers: KafkaConnection) -> None:
     """Make Faust's consumer answer ``highwaters()`` (table recovery) with :func:`end_offsets`
     and wait at most :data:`FETCH_MAX_WAIT_MS` for new records; make consumers leave their
     groups in generation 0 too."""

@@ -11,16 +11,18 @@ from agents.ingest import INGEST
 from agents.state import ReferralState
 from streams import tables
 from streams.app import app
+from streams.broker_watch import broker_reachable
 from streams.metrics import WORKER_READY
 
 __all__ = ["is_ready", "referral_view"]
 
 
 def is_ready() -> bool:
-    """Partitions assigned (the stages' and ingest's) and table recovery complete
-    (``/readyz``)."""
+    """The broker answers, partitions are assigned (the stages' and ingest's) and table
+    recovery is complete (``/readyz``)."""
     return (
-        not app.rebalancing
+        broker_reachable()
+        and not app.rebalancing
         and app.tables.recovery.completed.is_set()
         and not app.tables.recovery.in_recovery
         and bool(app.assignor.assigned_actives())
@@ -56,7 +58,10 @@ async def healthz(self: View, request: Request) -> Response:
 @app.page("/readyz")
 async def readyz(self: View, request: Request) -> Response:
     ready = is_ready()
-    return self.json({"ready": ready}, status=200 if ready else 503)
+    body: dict[str, Any] = {"ready": ready}
+    if not broker_reachable():
+        body["reason"] = "broker unreachable"
+    return self.json(body, status=200 if ready else 503)
 
 
 @app.page("/metrics")

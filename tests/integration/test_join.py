@@ -73,7 +73,7 @@ class Attributions:
         return len(self.ids)
 
 
-async def run_phases(pipeline, workload: Workload, between=None) -> list:
+async def run_phases(pipeline, workload: Workload, between=None, timeout: float = 120) -> list:
     """Produce phase 1, wait for its outputs, run ``between``, then phase 2; return all
     attribution records once the expected number has arrived and nothing more comes."""
     topics, servers = pipeline.topics, pipeline.servers
@@ -85,8 +85,24 @@ async def run_phases(pipeline, workload: Workload, between=None) -> list:
     await read_topic(servers, topics["attributions"], until=lambda r: unique_ids(r) >= n1, idle=0.5)
     await produce(workload.phase2, servers, topics)
     return await read_topic(
-        servers, topics["attributions"], until=lambda r: unique_ids(r) >= n2, idle=3, timeout=120
+        servers,
+        topics["attributions"],
+        until=lambda r: unique_ids(r) >= n2,
+        idle=3,
+        timeout=timeout,
     )
+
+
+def assert_attributions_exact(records, expected) -> None:
+    """Every expected attribution, none invented, and any repeat (after a kill or an
+    outage) identical to the original."""
+    got = by_id(records)
+    want = {a.attribution_event_id: a.content_key() for a in expected.emitted}
+    missing = Counter(want[i]["kind"] for i in set(want) - set(got))
+    invented = Counter(got[i][0]["kind"] for i in set(got) - set(want))
+    assert not missing and not invented, f"lost {missing}, invented {invented}"
+    for attribution_id, copies in got.items():
+        assert all(copy == want[attribution_id] for copy in copies), "a repeat must match"
 
 
 def assert_lookups_match(worker, expected) -> None:
@@ -195,13 +211,7 @@ async def kill_and_restart(pipeline, workload: Workload, kill_at: list[int]) -> 
         records = await run_phases(pipeline, workload, between=kills)
 
     assert all(seen < n1 for seen in seen_at_kill), f"kills must land mid-stream: {seen_at_kill}"
-    got = by_id(records)
-    want = {a.attribution_event_id: a.content_key() for a in expected.emitted}
-    missing = Counter(want[i]["kind"] for i in set(want) - set(got))
-    invented = Counter(got[i][0]["kind"] for i in set(got) - set(want))
-    assert not missing and not invented, f"lost {missing}, invented {invented}"
-    for attribution_id, copies in got.items():
-        assert all(copy == want[attribution_id] for copy in copies), "a repeat must match"
+    assert_attributions_exact(records, expected)
     assert_lookups_match(pipeline.workers[-1], expected)
     # A killed worker's successor re-reads what it skipped, so results can be exact even if
     # the consumer lost records on their way to a stage (streams/app.py); its log tells.
