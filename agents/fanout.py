@@ -26,6 +26,7 @@ from sinks.base import Sink
 from sinks.batch import Batch, Item
 from sinks.delivery.deliverer import Deliverer
 from sinks.delivery.dlq import DeadLetters, Failure
+from sinks.delivery.watch import DeliveryWatch
 from sinks.delivery.window import SlidingWindowLimiter
 from sinks.registry import build_sinks
 from streams.app import app, settings
@@ -70,6 +71,7 @@ class SinkConsumer:
         self.sink = sink
         self.dead_letters = DeadLetters(sink.name, settings.sink_dlq(sink.name), _send)
         self.deliverer = Deliverer(sink, self.dead_letters)
+        self.watch = DeliveryWatch(sink.name, lambda: not self.deliverer.breaker.is_open)
         self.group = f"{settings.app_id}-sink-{sink.name}"
         # Several rounds of full requests per poll: the rate limiter stays busy while the
         # consumer commits and fetches between polls.
@@ -109,7 +111,11 @@ class SinkConsumer:
                             items.append(item)
                     offsets[tp] = records[-1].offset + 1
                 if items:
-                    await self.deliverer.deliver(Batch(tuple(items)))
+                    self.watch.started()
+                    try:
+                        await self.deliverer.deliver(Batch(tuple(items)))
+                    finally:
+                        self.watch.finished()
                 if not fetched:
                     await self.lag.learn_committed()
                 if offsets:

@@ -1,8 +1,11 @@
 """``make bench``: throughput, latency, state and scale-out figures measured in one run.
 
-Everything runs on this machine against one embedded broker, so that ratios between the
-figures hold even when absolute numbers move with the machine's load. Prints a table and
-writes ``bench-results.json``. Sections can be picked: ``python -m bench --only join``.
+Everything runs on this machine against one broker, so that ratios between the figures hold
+even when absolute numbers move with the machine's load: Apache Kafka from dev/kafka.py
+(``--broker kafka``, the default where Java and Maven are installed) or the embedded Tansu
+(``--broker tansu``). Prints a table and writes ``bench-results.json``, where
+``figure_brokers`` says which broker each figure came from. Sections can be picked:
+``python -m bench --only join``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from bench import kafka
 from dev.broker import EmbeddedBroker, free_port
 from dev.emulators import running_emulators
 from dev.generator import Workload, attribution_records
+from dev.kafka import ApacheKafka
 from dev.kafka_io import read_topic
 from dev.latency import CRM_KINDS, JOINED, delivery_latencies, percentile
 from dev.worker import WorkerProcess
@@ -44,8 +48,10 @@ class Bench:
         events: int,
         referrals: int,
         latency_rates: Sequence[int] = (1000, 100),
+        compat: str = "kafka",
     ) -> None:
         self.servers = servers
+        self.compat = compat
         self.workdir = workdir
         self.events = events
         self.referrals = referrals
@@ -82,7 +88,7 @@ class Bench:
     def env(self, **extra: str) -> dict[str, str]:
         return {
             "KAFKA_BOOTSTRAP_SERVERS": self.servers,
-            "REFSTREAM_BROKER_COMPAT": os.environ.get("BENCH_BROKER_COMPAT", "tansu"),
+            "REFSTREAM_BROKER_COMPAT": self.compat,
             "REFSTREAM_SINKS": "",
             "REFSTREAM_PARTITIONS": "8",
             **extra,
@@ -243,6 +249,46 @@ async def scale_out(bench: Bench) -> None:
     bench.results["scale_two_workers_ratio"] = two / one
     bench.results["scale_two_workers_standby_events_per_s"] = standby
     bench.results["scale_two_workers_standby_ratio"] = standby / one
+
+
+async def kill_duplicates(bench: Bench) -> None:
+    """``kill -9`` of the one worker a third of the way through the backlog, a successor on
+    the same data: how many attribution events the topic then carries twice (same id).
+    The join is at-least-once (README, How it works); a repeat is identical to the original."""
+    topics, _, want = await preload_journeys(bench)
+    env = join_env(bench, topics, REFSTREAM_STORE="rocksdb://", REFSTREAM_FAUST_SENSOR="false")
+    attributions = env["REFSTREAM_TOPIC_ATTRIBUTIONS"]
+    workdir = bench.workdir / bench.name("kill")
+    first = WorkerProcess(env, workdir, "worker").start()
+    try:
+        await asyncio.to_thread(first.wait_ready, 120)
+        await kafka.consume_count(
+            bench.servers, attributions, want // 3,
+            key=lambda r: orjson.loads(r.value)["attribution_event_id"],
+        )  # fmt: skip
+        first.kill()
+    finally:
+        first.kill()
+    successor = WorkerProcess(env, workdir, "worker").start()
+    try:
+        every, _, _, _ = await kafka.consume_count(
+            bench.servers, attributions, want,
+            key=lambda r: orjson.loads(r.value)["attribution_event_id"],
+        )  # fmt: skip
+        # then everything, including repeats still on their way (3 s without a new record)
+        out = await read_topic(
+            bench.servers,
+            attributions,
+            until=lambda r: len(r) >= len(every),
+            idle=3.0,
+            timeout=300,
+        )
+    finally:
+        successor.stop()
+    ids = [orjson.loads(r.value)["attribution_event_id"] for r in out]
+    bench.results["kill_attributions"] = len(set(ids))
+    bench.results["kill_duplicate_attributions"] = len(ids) - len(set(ids))
+    bench.results["kill_duplicate_fraction"] = (len(ids) - len(set(ids))) / len(set(ids))
 
 
 async def preload_attributions(bench: Bench) -> tuple[str, int]:
@@ -478,6 +524,7 @@ SECTIONS: dict[str, Callable[[Bench], Awaitable[None]]] = {
     "limits": limits_and_peer,
     "join": join_throughput,
     "scale": scale_out,
+    "kill": kill_duplicates,
     "sinks": sink_throughput,
     "latency": latency,
     "state": state,
@@ -500,9 +547,20 @@ def table(results: dict) -> str:
 async def main_async(args: argparse.Namespace) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="refstream-bench-"))
     print(f"refstream bench: {args.events:,} events; logs in {workdir}", flush=True)
-    with EmbeddedBroker(log_path=workdir / "broker.log") as broker:
+    if args.broker == "kafka":
+        broker: ApacheKafka | EmbeddedBroker = ApacheKafka(workdir / "kafka")
+        label, compat = broker.label, "kafka"
+    else:
+        broker, label, compat = EmbeddedBroker(log_path=workdir / "broker.log"), "tansu", "tansu"
+    print(f"broker: {label}", flush=True)
+    with broker:
         bench = Bench(
-            broker.bootstrap_servers, workdir, args.events, args.referrals, args.latency_rates
+            broker.bootstrap_servers,
+            workdir,
+            args.events,
+            args.referrals,
+            args.latency_rates,
+            compat,
         )
         for name in args.only or SECTIONS:
             started = time.monotonic()
@@ -515,7 +573,11 @@ async def main_async(args: argparse.Namespace) -> dict:
         f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}"
     )
     results["timestamp"] = datetime.now(UTC).isoformat(timespec="seconds")
+    results["broker"] = label
     return results
+
+
+NOT_FIGURES = {"machine", "timestamp", "broker", "figure_brokers"}
 
 
 def main() -> None:
@@ -527,13 +589,23 @@ def main() -> None:
         "--latency-rates", nargs="+", type=int, default=[1000, 100], metavar="RATE",
         help="steady rates (events/s) the latency section measures (1,000 is the headline)",
     )  # fmt: skip
+    parser.add_argument(
+        "--broker", choices=("kafka", "tansu"),
+        default="kafka" if shutil.which("java") and shutil.which("mvn") else "tansu",
+        help="Apache Kafka from dev/kafka.py, or the embedded Tansu",
+    )  # fmt: skip
     parser.add_argument("--output", type=Path, default=ROOT / "bench-results.json")
     args = parser.parse_args()
     results = asyncio.run(main_async(args))
     print(table(results))
     if args.output:
         previous = json.loads(args.output.read_text()) if args.output.exists() else {}
-        args.output.write_text(json.dumps({**previous, **results}, indent=2) + "\n")
+        # Which broker each figure came from: files merge runs of different sections.
+        figures = {k: results["broker"] for k in results if k not in NOT_FIGURES}
+        brokers = previous.get("figure_brokers", {k: "tansu" for k in previous}) | figures
+        brokers = {k: v for k, v in brokers.items() if k not in NOT_FIGURES}
+        merged = {**previous, **results, "figure_brokers": brokers}
+        args.output.write_text(json.dumps(merged, indent=2) + "\n")
         print(f"wrote {args.output}")
 
 

@@ -17,6 +17,7 @@ __all__ = [
     "SINK_DELIVERED",
     "SINK_DELIVERY_LATENCY",
     "SINK_DLQ",
+    "SINK_OLDEST_PENDING",
     "SINK_REQUESTS",
     "SINK_REQUEST_DURATION",
     "SINK_RETRIES",
@@ -65,6 +66,11 @@ SINK_DELIVERY_LATENCY = Histogram(
     ["sink"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
 )  # fmt: skip
 SINK_CIRCUIT_OPEN = Gauge("refstream_sink_circuit_open", "1 while the circuit is open", ["sink"])
+SINK_OLDEST_PENDING = Gauge(
+    "refstream_sink_oldest_pending_seconds",
+    "Age of the sink's oldest record handed to delivery and not yet delivered or dead-lettered",
+    ["sink"],
+)
 
 RETRY_REASONS = ("rate_limited", "timeout", "server_error", "connection")
 DLQ_REASONS = ("rejected", "failed_record", "retries_exhausted", "invalid_record")

@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     """Faust's own sensors (its Prometheus series); they cost about a quarter of the join's
     throughput (README, performance), so a worker at its limit may turn them off."""
 
+    sink_stuck_seconds: float = Field(300, gt=0, alias="REFSTREAM_SINK_STUCK_SECONDS")
+    """A sink whose oldest undelivered record is older than this while its vendor answers
+    is stuck: ``/readyz`` names it (sinks/delivery/watch.py)."""
+
     signup_window_days: float = Field(30, gt=0, alias="ATTRIBUTION_SIGNUP_WINDOW_DAYS")
     order_window_days: float = Field(90, gt=0, alias="ATTRIBUTION_ORDER_WINDOW_DAYS")
     pending_ttl_seconds: float = Field(86400, gt=0, alias="PENDING_TTL_SECONDS")

@@ -9,8 +9,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from agents.ingest import INGEST
 from agents.state import ReferralState
+from sinks.delivery.watch import stuck_sinks
 from streams import tables
-from streams.app import app
+from streams.app import app, settings
 from streams.broker_watch import broker_reachable
 from streams.metrics import WORKER_READY
 
@@ -61,6 +62,9 @@ async def readyz(self: View, request: Request) -> Response:
     body: dict[str, Any] = {"ready": ready}
     if not broker_reachable():
         body["reason"] = "broker unreachable"
+    if stuck := stuck_sinks(settings.sink_stuck_seconds):
+        ready = False
+        body |= {"ready": False, "stuck_sinks": stuck}
     return self.json(body, status=200 if ready else 503)
 
 

@@ -161,6 +161,11 @@ async def pipeline(kafka: Kafka, tmp_path: Path, request: pytest.FixtureRequest)
     if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
         for worker in pipeline.workers:
             print(f"--- {worker.log_path} ---\n{worker.tail(80)}")
+    for log in {worker.log_path for worker in pipeline.workers}:
+        # An agent whose topic Faust's assignor could not see never consumes (and a test
+        # whose workload never needs that stage would not notice): streams/subscription.py.
+        if log.exists() and "Ignoring missing topic" in log.read_text(errors="replace"):
+            pytest.fail(f"a worker's assignor ignored a missing topic: see {log}")
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ topics and partitions, with duplicates, early partners and invalid records.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from pathlib import Path
@@ -74,14 +75,17 @@ class Attributions:
 
 
 async def run_phases(pipeline, workload: Workload, between=None, timeout: float = 120) -> list:
-    """Produce phase 1, wait for its outputs, run ``between``, then phase 2; return all
+    """Produce phase 1 while ``between`` runs, wait for its outputs, then phase 2; return all
     attribution records once the expected number has arrived and nothing more comes."""
     topics, servers = pipeline.topics, pipeline.servers
     n1 = len(workload.expected(phases=1).emitted)
     n2 = len(workload.expected().emitted)
+    # ``between`` watches while phase 1 is produced: on Apache Kafka a worker kept up with
+    # the producer, and a kill started only once phase 1 was all sent came after its end.
+    during = asyncio.create_task(between()) if between is not None else None
     await produce(workload.phase1, servers, topics)
-    if between is not None:
-        await between()
+    if during is not None:
+        await during
     await read_topic(servers, topics["attributions"], until=lambda r: unique_ids(r) >= n1, idle=0.5)
     await produce(workload.phase2, servers, topics)
     return await read_topic(

@@ -285,3 +285,33 @@ async def test_permanent_errors_go_to_the_dlq_exactly_and_replay_delivers_them(
         assert f"replayed {n} records".encode() in output and b"0 dead-lettered again" in output
     assert vendor_state(emulators) == want
     assert_specs_clean(emulators)
+
+
+async def test_a_sink_stuck_while_its_vendor_answers_is_named_by_readyz(sink_pipeline, emulators):
+    """Klaviyo answers every request with 429: throttling is not failure, so its circuit
+    stays closed and nothing is delivered. Past the threshold, the watchdog says so; once
+    Klaviyo accepts again, the sink catches up and the worker is ready again."""
+    sink_pipeline.env["REFSTREAM_SINK_STUCK_SECONDS"] = "3"
+    emulators.klaviyo.faults.rate_limit = {"count": 10**9, "retry_after": 1}
+    workload = Workload.build(journeys=40, seed=47, invalid=0)
+    want = expected_vendor_state(workload.expected())
+    worker = await sink_pipeline.start_worker()
+    await run_phases(sink_pipeline, workload)
+
+    deadline = time.monotonic() + 60
+    while (answer := worker.get("/readyz"))[0] != 503:
+        assert time.monotonic() < deadline, answer
+        await asyncio.sleep(0.5)
+    assert orjson.loads(answer[1])["stuck_sinks"] == ["email"]
+    samples = metric_samples(worker)
+    assert samples[("refstream_sink_oldest_pending_seconds", (("sink", "email"),))] > 3
+    assert samples[("refstream_sink_oldest_pending_seconds", (("sink", "crm"),))] < 3
+    assert samples[("refstream_sink_circuit_open", (("sink", "email"),))] == 0
+
+    emulators.klaviyo.faults.rate_limit = {}
+    await wait_for_vendors(emulators, {"klaviyo": want["klaviyo"]})
+    assert vendor_state(emulators)["klaviyo"] == want["klaviyo"]
+    deadline = time.monotonic() + 30
+    while (answer := worker.get("/readyz"))[0] != 200:
+        assert time.monotonic() < deadline, answer
+        await asyncio.sleep(0.5)
