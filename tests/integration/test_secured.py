@@ -24,7 +24,8 @@ from dev.kafka_io import create_acls
 from streams.acls import Acl, required_acls
 from streams.settings import Settings
 
-from .conftest import Kafka, broker_choice
+from .brokers import broker_choice
+from .conftest import Kafka
 from .test_join import run_phases
 from .test_sinks import SINKS, dlq_records, expected_vendor_state, wait_for_vendors
 
