@@ -18,7 +18,7 @@ import logging
 import time
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from pydantic import ValidationError
 
 from schemas.attribution import AdvocateTotals, AttributionEvent
@@ -47,10 +47,12 @@ class ShareOfLimits(ConsumerRebalanceListener):
     """After each rebalance, lets the sink use the share of its vendor's rate limits that
     its share of the group's partitions is (the whole of them when it has them all)."""
 
-    def __init__(self, name: str, consumer: AIOKafkaConsumer, limiter: SlidingWindowLimiter):
+    def __init__(
+        self, name: str, consumer: AIOKafkaConsumer, limiters: list[SlidingWindowLimiter]
+    ) -> None:
         self.name = name
         self.consumer = consumer
-        self.limiter = limiter
+        self.limiters = limiters
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         pass
@@ -61,7 +63,8 @@ class ShareOfLimits(ConsumerRebalanceListener):
         if not assigned or not total:
             return  # no partitions, no requests
         share = min(1.0, len(assigned) / total)
-        self.limiter.share(share)
+        for limiter in self.limiters:
+            limiter.share(share)
         log.info("sink rate limits shared sink=%s partitions=%d/%d share=%.3f",
                  self.name, len(assigned), total, share)  # fmt: skip
 
@@ -89,7 +92,7 @@ class SinkConsumer:
         # an open circuit may hold a batch for a long time: no rebalance for a slow poll
         consumer = group_consumer(settings, [], self.group, self.poll_records,
                                   max_poll_interval_ms=30 * 60 * 1000)  # fmt: skip
-        share = ShareOfLimits(self.sink.name, consumer, self.deliverer.limiter)
+        share = ShareOfLimits(self.sink.name, consumer, self.deliverer.limiters)
         consumer.subscribe(self.topics, listener=share)
         return consumer
 
@@ -118,11 +121,15 @@ class SinkConsumer:
                         self.watch.finished()
                 if not fetched:
                     await self.lag.learn_committed()
+                # A partition revoked during delivery is not ours to commit (aiokafka
+                # raises IllegalStateError): its new owner redelivers, and vendors dedup.
+                owned = consumer.assignment()
+                offsets = {tp: offset for tp, offset in offsets.items() if tp in owned}
                 if offsets:
                     try:
                         await consumer.commit(offsets)
                         self.lag.committed_now(offsets)
-                    except CommitFailedError:
+                    except (CommitFailedError, IllegalStateError):
                         log.warning("sink commit lost to a rebalance sink=%s", self.sink.name)
         finally:
             self.lag.consumer = None
@@ -170,7 +177,7 @@ class SinkConsumer:
         return Item(event, record.topic, record.partition, record.offset, record.value)
 
 
-SINKS = [SinkConsumer(sink) for sink in build_sinks(settings)]
+SINKS = [SinkConsumer(sink) for sink in build_sinks(settings.sinks)]
 
 
 @app.task
