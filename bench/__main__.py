@@ -371,7 +371,7 @@ async def latency_at(bench: Bench, rate: int, seconds: int, suffix: str) -> None
     async with running_emulators() as emulators:
         for emulator in (emulators.hubspot, emulators.klaviyo, emulators.mixpanel):
             emulator.validate = False  # keep the bench process light; requests are measured
-            emulator.limits = emulator.documented_limits  # a sink must pace itself to them
+            emulator.enforce_documented_limits()  # a sink must pace itself to them
         env = join_env(
             bench, topics, REFSTREAM_SINKS="crm,email,analytics", REFSTREAM_FAUST_SENSOR="false",
             REFSTREAM_TOPIC_DLQ_SINK_PREFIX=f"dlq-lat-{run}-", **emulators.env(),

@@ -94,10 +94,6 @@ def _summary(records: list, dlq: list, workload: Workload) -> None:
     print(f"Input records: {len(workload.records)} ({len(workload.invalid)} invalid)")
 
 
-SINK_VENDORS = (("crm", "hubspot", "contacts"), ("email", "klaviyo", "klaviyo"),
-                 ("analytics", "mixpanel", "mixpanel"))  # fmt: skip
-
-
 async def _follow_vendors(emulators: RunningEmulators, want: dict, timeout: float) -> bool:
     """Progress per sink until each vendor holds what it must; True when they all do."""
     tty = sys.stdout.isatty()
@@ -107,7 +103,8 @@ async def _follow_vendors(emulators: RunningEmulators, want: dict, timeout: floa
         got = vendor_state(emulators)
         done = got == want
         line = "   ".join(
-            f"{sink} {len(got[key]):>5}/{len(want[key])}" for sink, _, key in SINK_VENDORS
+            f"{sink} {len(got[e.name]):>5}/{len(want[e.name])}"
+            for sink, e in emulators.by_sink.items()
         )
         if line != shown and (tty or done or time.monotonic() >= deadline):
             sys.stdout.write(f"\r  delivered              {line}" + ("" if tty else "\n"))
@@ -122,13 +119,13 @@ async def _follow_vendors(emulators: RunningEmulators, want: dict, timeout: floa
 async def _sink_summary(servers: str, emulators: RunningEmulators) -> dict[str, int]:
     print("\nDeliveries per sink")
     dlq_total = {}
-    for sink, vendor, key in SINK_VENDORS:
-        emulator = getattr(emulators, vendor)
+    for sink, emulator in emulators.by_sink.items():
         dlq = await read_topic(servers, f"refstream-dlq-{sink}", idle=0.5, timeout=3)
         dlq_total[sink] = len(dlq)
-        held = len(vendor_state(emulators)[key])
+        held = len(emulator.held())
         print(
-            f"  {sink:<10} {vendor:<9} {emulator.requests:>5} requests   {held:>5} records   "
+            f"  {sink:<10} {emulator.name:<9} {emulator.requests:>5} requests   "
+            f"{held:>5} records   "
             f"{emulator.duplicates} deduplicated by the vendor   {len(dlq)} dead-lettered"
         )
     return dlq_total
@@ -197,7 +194,7 @@ async def _run(journeys: int, seed: int, emulators: RunningEmulators) -> int:
             {
                 "KAFKA_BOOTSTRAP_SERVERS": servers,
                 "REFSTREAM_BROKER_COMPAT": "tansu",
-                "REFSTREAM_SINKS": "crm,email,analytics",
+                "REFSTREAM_SINKS": ",".join(emulators.by_sink),
                 "PENDING_TTL_SECONDS": str(TTL_SECONDS),
                 **emulators.env(),
             },

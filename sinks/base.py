@@ -1,12 +1,16 @@
-"""The extension point: a sink is one class that turns a batch into vendor requests."""
+"""The extension point: a sink is one module with one class that declares its settings,
+its delivery policy and its emulator, and turns a batch into a vendor request."""
 
 from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import aiohttp
+from pydantic_settings import BaseSettings
 
+from schemas.attribution import AttributionEvent
 from sinks.batch import Batch, Item
 from sinks.delivery.policy import DeliveryPolicy
 from sinks.errors import PermanentError
@@ -24,18 +28,29 @@ class WriteResult:
 
 class Sink(abc.ABC):
     """A vendor destination. Subclasses map records to requests and classify answers;
-    batching, retries, limits, the circuit breaker, the DLQ and metrics come from
-    :class:`sinks.delivery.Deliverer`, which calls them.
+    batching, byte and rate limits, retries, the circuit breaker, the DLQ and metrics come
+    from :class:`sinks.delivery.Deliverer`, which calls them.
 
-    :param name: the sink's name in metrics, DLQ topic and settings (``crm``, ``email``, ...).
+    A subclass declares, as class attributes:
+
+    * ``name``: in ``REFSTREAM_SINKS``, metrics and the DLQ topic (``refstream-dlq-<name>``);
+    * ``Settings``: a pydantic-settings model with the sink's ``env_prefix``; a field
+      without a default is a credential the sink cannot start without (the registry
+      names the variable when it is missing);
+    * ``policy``: the vendor's limits (:class:`DeliveryPolicy`);
+    * ``emulator``: ``"module:Class"`` of its emulator, which the shared tests and the demo
+      start for every registered sink.
     """
 
-    name: str
+    name: ClassVar[str]
+    Settings: ClassVar[type[BaseSettings]]
     policy: DeliveryPolicy
-    consumes_advocate_totals: bool = False
+    emulator: ClassVar[str]
+    consumes_advocate_totals: ClassVar[bool] = False
     """Also consume ``refstream-advocate-totals`` (advocate-level aggregates)."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: BaseSettings) -> None:
+        self.settings = settings
         self.session: aiohttp.ClientSession | None = None
 
     def accepts(self, item: Item) -> bool:
@@ -46,6 +61,19 @@ class Sink(abc.ABC):
         """Items with the same key go out in one request, in order; requests run
         concurrently, so a vendor whose writes overwrite (upserts) needs this."""
         return None
+
+    def idempotency_key(self, item: Item) -> str | None:
+        """The vendor's dedup key for ``item``. A record repeated within one delivery
+        (the join re-emits after a crash) is sent once: some vendors refuse a whole batch
+        that carries a key twice."""
+        event = item.event
+        return event.attribution_event_id if isinstance(event, AttributionEvent) else None
+
+    @abc.abstractmethod
+    def encode(self, item: Item) -> bytes:
+        """The record's part of a request, serialised (JSON): the delivery layer sizes
+        batches by it and refuses a record larger than ``policy.max_item_bytes``. Raising
+        here dead-letters the record (``unmappable``): one odd record never stops a sink."""
 
     async def setup(self) -> None:
         """Open the HTTP session; called once before the first ``write``."""
@@ -59,9 +87,11 @@ class Sink(abc.ABC):
 
     @abc.abstractmethod
     async def write(self, batch: Batch) -> WriteResult:
-        """Send ``batch`` (at most ``policy.batch_size`` items) in one vendor request.
+        """Send ``batch`` (within the policy's record and byte limits; ``batch.parts`` are
+        the records' encodings) in one vendor request.
 
         Raise :class:`sinks.errors.RetryableError` to have the whole batch retried, or
-        :class:`sinks.errors.PermanentError` to dead-letter all of it; return the items the
-        vendor rejected individually in :class:`WriteResult`.
+        :class:`sinks.errors.PermanentError` to dead-letter all of it (a batch of several
+        records is split first, to find the bad ones); return the items the vendor
+        rejected individually in :class:`WriteResult`.
         """

@@ -24,7 +24,12 @@ class Item:
 
 @dataclass(frozen=True, slots=True)
 class Batch:
+    """Records for one vendor request. ``parts`` holds each record's encoding by the sink
+    (:meth:`sinks.base.Sink.encode`), made once by the delivery layer, which sized the
+    batch by it; a batch built by hand has none."""
+
     items: tuple[Item, ...]
+    parts: tuple[bytes, ...] = ()
 
     def __len__(self) -> int:
         return len(self.items)
@@ -32,7 +37,12 @@ class Batch:
     def __iter__(self) -> Iterator[Item]:
         return iter(self.items)
 
-    def chunks(self, size: int) -> Iterator[Batch]:
-        """Slices of at most ``size`` items, for vendors' per-request limits."""
-        for start in range(0, len(self.items), size):
-            yield Batch(self.items[start : start + size])
+    def pairs(self) -> Iterator[tuple[Item, bytes]]:
+        return zip(self.items, self.parts, strict=True)
+
+    def split(self) -> tuple[Batch, Batch]:
+        half = len(self.items) // 2
+        return (
+            Batch(self.items[:half], self.parts[:half]),
+            Batch(self.items[half:], self.parts[half:]),
+        )

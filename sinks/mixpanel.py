@@ -5,18 +5,23 @@ from __future__ import annotations
 import orjson
 from aiohttp import encode_basic_auth
 from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.attribution import AttributionEvent
+from sinks.analytics import event_name, properties
 from sinks.base import Sink, WriteResult
-from sinks.batch import Batch
+from sinks.batch import Batch, Item
 from sinks.delivery.http import check_status, translate_transport_errors
 from sinks.delivery.policy import DeliveryPolicy
 from sinks.errors import PermanentError
 
-__all__ = ["MIXPANEL_POLICY", "MixpanelSink", "insert_id"]
+__all__ = ["MIXPANEL_POLICY", "MixpanelSettings", "MixpanelSink", "insert_id"]
 
 # At most 2,000 events and 2 MB per call; a 413 splits the batch (shared mechanism).
-MIXPANEL_POLICY = DeliveryPolicy(batch_size=2000, limits=((30, 1.0),), max_in_flight=4)
+MIXPANEL_POLICY = DeliveryPolicy(
+    batch_size=2000, max_request_bytes=2 * 1024**2, max_item_bytes=1024**2,
+    limits=((30, 1.0),), max_in_flight=4,
+)  # fmt: skip
 PATH = "/import"
 
 
@@ -26,49 +31,57 @@ def insert_id(event: AttributionEvent) -> str:
 
 
 def mixpanel_event(event: AttributionEvent) -> dict:
-    """No emails or names: analytics gets ids, kinds, amounts as decimal strings."""
+    """No emails or names: analytics gets ids, kinds, amounts as decimal strings.
+
+    ``time`` is seconds since the epoch (its spec): an event before 1970 has none and is
+    refused here, so it is dead-lettered as unmappable.
+    """
+    time = int(event.occurred_at.timestamp())
+    if time < 0:
+        raise ValueError(f"Mixpanel takes no time before 1970: {event.occurred_at.isoformat()}")
     distinct = (event.friend.id if event.friend and event.friend.id else None) or (
         event.referral_id or event.source_event_id
     )
-    properties = {
-        "time": int(event.occurred_at.timestamp()),
-        "distinct_id": distinct,
-        "$insert_id": insert_id(event),
-        "kind": event.kind.value,
-        "referral_id": event.referral_id,
-        "campaign_id": event.campaign_id,
-        "reason": event.reason,
-        "advocate_id": event.advocate.id if event.advocate else None,
-        "referral_orders": event.totals.orders,
+    return {
+        "event": event_name(event),
+        "properties": {
+            "time": time,
+            "distinct_id": distinct,
+            "$insert_id": insert_id(event),
+            **properties(event),
+        },
     }
-    if event.order is not None:
-        properties |= {
-            "order_id": event.order.order_id,
-            "amount": str(event.order.amount),
-            "currency": event.order.currency,
-        }
-    name = "Referral " + event.kind.value.replace("_", " ").title()
-    return {"event": name, "properties": {k: v for k, v in properties.items() if v is not None}}
+
+
+class MixpanelSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MIXPANEL_", frozen=True)
+
+    project_token: SecretStr
+    project_id: str
+    """Mixpanel's /import requires ``project_id`` (its OpenAPI spec)."""
+    api_url: str = "https://api.mixpanel.com"
 
 
 class MixpanelSink(Sink):
     name = "analytics"
+    Settings = MixpanelSettings
+    emulator = "dev.emulators.mixpanel:MixpanelEmulator"
+    policy = MIXPANEL_POLICY
 
-    def __init__(
-        self, base_url: str, token: SecretStr, project_id: str,
-        policy: DeliveryPolicy = MIXPANEL_POLICY,
-    ) -> None:  # fmt: skip
-        super().__init__()
-        self.url = base_url.rstrip("/") + PATH
-        self.params = {"strict": "1", "project_id": project_id}
-        self.policy = policy
+    def __init__(self, settings: MixpanelSettings) -> None:
+        super().__init__(settings)
+        self.url = settings.api_url.rstrip("/") + PATH
+        self.params = {"strict": "1", "project_id": settings.project_id}
         self._headers = {
             "Content-Type": "application/json",
-            "Authorization": encode_basic_auth(token.get_secret_value(), ""),
+            "Authorization": encode_basic_auth(settings.project_token.get_secret_value(), ""),
         }
 
+    def encode(self, item: Item) -> bytes:
+        return orjson.dumps(mixpanel_event(item.event))
+
     async def write(self, batch: Batch) -> WriteResult:
-        body = orjson.dumps([mixpanel_event(item.event) for item in batch])
+        body = b"[" + b",".join(batch.parts) + b"]"
         with translate_transport_errors():
             async with self.session.post(
                 self.url, params=self.params, data=body, headers=self._headers

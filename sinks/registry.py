@@ -1,53 +1,70 @@
-"""Enabled sinks from settings. Adding a sink = one class plus one entry here."""
+"""The registered sinks. Adding a sink is one module and one line in ``REGISTERED``; its
+name, settings, credential checks and emulator all come from its class."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+from functools import cache
+
+from pydantic import ValidationError
 
 from sinks.base import Sink
 from sinks.errors import ConfigurationError
-from sinks.hubspot import HubSpotSink
-from sinks.klaviyo import KlaviyoSink
-from sinks.mixpanel import MixpanelSink
-from sinks.webhook import WebhookSink
-from streams.settings import Settings
 
-__all__ = ["REQUIRED", "build_sinks"]
+__all__ = ["REGISTERED", "build_sinks", "sink_class", "sink_classes", "sink_names"]
 
-REQUIRED: dict[str, tuple[str, ...]] = {
-    "crm": ("HUBSPOT_ACCESS_TOKEN",),
-    "email": ("KLAVIYO_API_KEY",),
-    "analytics": ("MIXPANEL_PROJECT_TOKEN", "MIXPANEL_PROJECT_ID"),
-    "webhook": ("WEBHOOK_URL", "WEBHOOK_SECRET"),
-}
-_FIELDS = {
-    "HUBSPOT_ACCESS_TOKEN": "hubspot_access_token",
-    "KLAVIYO_API_KEY": "klaviyo_api_key",
-    "MIXPANEL_PROJECT_TOKEN": "mixpanel_project_token",
-    "MIXPANEL_PROJECT_ID": "mixpanel_project_id",
-    "WEBHOOK_URL": "webhook_url",
-    "WEBHOOK_SECRET": "webhook_secret",
-}
-FACTORIES: dict[str, Callable[[Settings], Sink]] = {
-    "crm": lambda s: HubSpotSink(s.hubspot_api_url, s.hubspot_access_token),
-    "email": lambda s: KlaviyoSink(s.klaviyo_api_url, s.klaviyo_api_key, s.klaviyo_revision),
-    "analytics": lambda s: MixpanelSink(
-        s.mixpanel_api_url, s.mixpanel_project_token, s.mixpanel_project_id
-    ),
-    "webhook": lambda s: WebhookSink(s.webhook_url, s.webhook_secret),
-}
+REGISTERED = (
+    "sinks.hubspot:HubSpotSink",
+    "sinks.klaviyo:KlaviyoSink",
+    "sinks.mixpanel:MixpanelSink",
+    "sinks.webhook:WebhookSink",
+    "sinks.segment:SegmentSink",
+)
 
 
-def build_sinks(settings: Settings) -> list[Sink]:
-    """One sink per name in ``REFSTREAM_SINKS``.
+def load(path: str) -> type:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
 
-    :raises ConfigurationError: naming the first missing credential variable.
+
+@cache
+def sink_classes() -> dict[str, type[Sink]]:
+    classes = [load(path) for path in REGISTERED]
+    return {cls.name: cls for cls in classes}
+
+
+def sink_names() -> tuple[str, ...]:
+    return tuple(sink_classes())
+
+
+def sink_class(name: str) -> type[Sink]:
+    try:
+        return sink_classes()[name]
+    except KeyError:
+        known = ", ".join(sink_names())
+        raise ConfigurationError(f"unknown sink {name!r}; known: {known}") from None
+
+
+def settings_of(cls: type[Sink]):
+    """The sink's settings from the environment, or a :class:`ConfigurationError` naming
+    the variable that is missing or wrong."""
+    try:
+        return cls.Settings()
+    except ValidationError as exc:
+        prefix = cls.Settings.model_config.get("env_prefix", "")
+        error = exc.errors()[0]
+        variable = f"{prefix}{error['loc'][0]}".upper() if error["loc"] else prefix
+        if error["type"] == "missing":
+            raise ConfigurationError(
+                f"sink '{cls.name}' is enabled but {variable} is not set "
+                f"(set it, or leave '{cls.name}' out of REFSTREAM_SINKS)"
+            ) from None
+        raise ConfigurationError(f"{variable}: {error['msg']}") from None
+
+
+def build_sinks(names: tuple[str, ...]) -> list[Sink]:
+    """One sink per name (``REFSTREAM_SINKS``), each with its settings.
+
+    :raises ConfigurationError: naming the first unknown sink or missing variable.
     """
-    for name in settings.sinks:
-        for variable in REQUIRED[name]:
-            if not getattr(settings, _FIELDS[variable]):
-                raise ConfigurationError(
-                    f"sink '{name}' is enabled but {variable} is not set "
-                    f"(set it, or leave '{name}' out of REFSTREAM_SINKS)"
-                )
-    return [FACTORIES[name](settings) for name in settings.sinks]
+    return [cls(settings_of(cls)) for cls in (sink_class(name) for name in names)]

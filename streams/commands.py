@@ -76,7 +76,7 @@ async def dlq_replay(self, sink: str, reason: str | None) -> None:
     from sinks.registry import build_sinks
     from sinks.replay import replay
 
-    (target,) = build_sinks(settings.model_copy(update={"sinks": (sink,)}))
+    (target,) = build_sinks((sink,))
     topic = settings.sink_dlq(sink)
     report = await replay(target, settings.kafka, topic, reason, settings.topics.advocate_totals)
     again = sum(report.dead_lettered_again.values())

@@ -73,7 +73,10 @@ SINK_OLDEST_PENDING = Gauge(
 )
 
 RETRY_REASONS = ("rate_limited", "timeout", "server_error", "connection")
-DLQ_REASONS = ("rejected", "failed_record", "retries_exhausted", "invalid_record")
+DLQ_REASONS = (
+    "rejected", "failed_record", "retries_exhausted", "invalid_record", "too_large",
+    "unmappable", "unauthorized", "forbidden",
+)  # fmt: skip
 
 
 def init_sink_series(sink: str) -> None:

@@ -10,7 +10,7 @@ from enum import StrEnum
 from functools import cached_property, lru_cache
 from typing import Annotated
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from agents.rules import JoinRules
@@ -19,8 +19,7 @@ from streams.connection import KafkaConnection, KafkaSecurity
 
 __all__ = ["BrokerCompat", "Settings", "Topics", "get_settings", "load_settings"]
 
-SINK_NAMES = ("crm", "email", "analytics")
-KNOWN_SINKS = (*SINK_NAMES, "webhook")
+DEFAULT_SINKS = ("crm", "email", "analytics")
 
 
 class BrokerCompat(StrEnum):
@@ -57,7 +56,8 @@ class Settings(BaseSettings):
     """How other workers reach this one's HTTP port (table-routed lookups)."""
     store: str = Field("rocksdb://", alias="REFSTREAM_STORE")
     data_dir: str = Field("data", alias="REFSTREAM_DATA_DIR")
-    sinks: Annotated[tuple[str, ...], NoDecode] = Field(SINK_NAMES, alias="REFSTREAM_SINKS")
+    sinks: Annotated[tuple[str, ...], NoDecode] = Field(DEFAULT_SINKS, alias="REFSTREAM_SINKS")
+    """The sinks to run; each reads its own settings (its ``Settings`` model, ``sinks/``)."""
     broker_compat: BrokerCompat = Field(BrokerCompat.KAFKA, alias="REFSTREAM_BROKER_COMPAT")
     session_timeout_seconds: float = Field(
         10.0, ge=6, le=300, alias="REFSTREAM_SESSION_TIMEOUT_SECONDS"
@@ -89,18 +89,6 @@ class Settings(BaseSettings):
     order_window_days: float = Field(90, gt=0, alias="ATTRIBUTION_ORDER_WINDOW_DAYS")
     pending_ttl_seconds: float = Field(86400, gt=0, alias="PENDING_TTL_SECONDS")
 
-    hubspot_api_url: str = Field("https://api.hubapi.com", alias="HUBSPOT_API_URL")
-    hubspot_access_token: SecretStr | None = Field(None, alias="HUBSPOT_ACCESS_TOKEN")
-    klaviyo_api_url: str = Field("https://a.klaviyo.com", alias="KLAVIYO_API_URL")
-    klaviyo_api_key: SecretStr | None = Field(None, alias="KLAVIYO_API_KEY")
-    klaviyo_revision: str = Field("2026-07-15", alias="KLAVIYO_REVISION")
-    mixpanel_api_url: str = Field("https://api.mixpanel.com", alias="MIXPANEL_API_URL")
-    mixpanel_project_token: SecretStr | None = Field(None, alias="MIXPANEL_PROJECT_TOKEN")
-    mixpanel_project_id: str | None = Field(None, alias="MIXPANEL_PROJECT_ID")
-    """Mixpanel's /import requires ``project_id`` (its OpenAPI spec)."""
-    webhook_url: str | None = Field(None, alias="WEBHOOK_URL")
-    webhook_secret: SecretStr | None = Field(None, alias="WEBHOOK_SECRET")
-
     topics: Topics = Field(default_factory=Topics)
     kafka_security: KafkaSecurity = Field(default_factory=KafkaSecurity)
 
@@ -114,9 +102,11 @@ class Settings(BaseSettings):
     @field_validator("sinks")
     @classmethod
     def _known_sinks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = sorted(set(value) - set(KNOWN_SINKS))
+        from sinks.registry import sink_names  # the sinks import settings-free modules only
+
+        unknown = sorted(set(value) - set(sink_names()))
         if unknown:
-            raise ValueError(f"unknown sink(s) {unknown}; known: {', '.join(KNOWN_SINKS)}")
+            raise ValueError(f"unknown sink(s) {unknown}; known: {', '.join(sink_names())}")
         return value
 
     @property

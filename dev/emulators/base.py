@@ -13,9 +13,11 @@ was accepted, deduplicated and refused.
 
 ``limits``, pairs of (requests, seconds), make the emulator enforce rate limits in sliding
 windows, answering 429 like the vendor and counting it in ``over_limit``: a sink that paces
-itself right never sees one. ``documented_limits`` are the vendor's own. ``validate = False``
-skips the OpenAPI checks (benchmarks of a sink's throughput measure the sink, not
-openapi-core).
+itself right never sees one. ``documented_limits`` are the vendor's own;
+``enforce_documented_limits()`` turns them on for every endpoint. A vendor with a second
+endpoint (Klaviyo's bulk jobs) adds an :class:`Endpoint` with its own spec and limits.
+``validate = False`` skips the OpenAPI checks (benchmarks of a sink's throughput measure
+the sink, not openapi-core).
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ import math
 import random
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +40,7 @@ from aiohttp import web
 from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
-__all__ = ["Emulator", "Faults"]
+__all__ = ["Emulator", "Endpoint", "Faults"]
 
 SPECS = Path(__file__).parent / "specs"
 HOST = "http://emulator"
@@ -70,9 +74,23 @@ class Faults:
         )
 
 
+@dataclass
+class Endpoint:
+    """One route of a vendor: its spec (``None``: the handler checks the shape), its
+    handler and the rate limits it enforces."""
+
+    route: str
+    openapi: OpenAPI | None
+    handle: Callable[[web.Request, Any], Awaitable[web.Response]]
+    documented_limits: tuple[tuple[int, float], ...] = ()
+    limits: tuple[tuple[int, float], ...] = ()
+    arrivals: deque[float] = field(default_factory=deque)
+
+
 class Emulator:
     """Base class: subclasses set ``spec_file`` and ``route``, and implement ``authorised``
-    and ``handle`` (the vendor's own behaviour, dedup rules included)."""
+    and ``handle`` (the vendor's own behaviour, dedup rules included), and ``env`` (the
+    worker settings of the sink it stands in for)."""
 
     spec_file: str | None
     route: str
@@ -81,6 +99,7 @@ class Emulator:
 
     def __init__(self) -> None:
         self.openapi = load_spec(self.spec_file) if self.spec_file else None
+        self.endpoints = [Endpoint(self.route, self.openapi, self.handle, self.documented_limits)]
         self.faults = Faults()
         self.requests = 0
         self.invalid_requests: list[str] = []
@@ -88,19 +107,45 @@ class Emulator:
         self.status_counts: dict[int, int] = {}
         self.duplicates = 0
         self.rejected: list[str] = []
-        self.limits: tuple[tuple[int, float], ...] = ()
         self.over_limit = 0
-        self._arrivals: deque[float] = deque()
         self.validate = True
         self.accept_log: list[tuple[str, float]] = []
         """(record key, wall-clock time) of every write the vendor accepted (latency)."""
+
+    @property
+    def limits(self) -> tuple[tuple[int, float], ...]:
+        """The main endpoint's enforced limits."""
+        return self.endpoints[0].limits
+
+    @limits.setter
+    def limits(self, value: tuple[tuple[int, float], ...]) -> None:
+        self.endpoints[0].limits = value
+
+    def enforce_documented_limits(self) -> None:
+        for endpoint in self.endpoints:
+            endpoint.limits = endpoint.documented_limits
+
+    def env(self, url: str) -> dict[str, str]:  # pragma: no cover - abstract
+        """The worker settings that point the sink at this emulator, served at ``url``."""
+        raise NotImplementedError
+
+    def held(self) -> Any:
+        """What the vendor holds, in the shape ``expect`` predicts."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    @staticmethod
+    def expect(emitted: list, advocates: list) -> Any:  # pragma: no cover - abstract
+        """What the vendor must hold once ``emitted`` (attribution events) and
+        ``advocates`` (each advocate's final totals) are delivered once."""
+        raise NotImplementedError
 
     def accepted(self, key: str) -> None:
         self.accept_log.append((key, time.time()))
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=8 * 1024 * 1024)
-        app.router.add_post(self.route, self._endpoint)
+        for endpoint in self.endpoints:
+            app.router.add_post(endpoint.route, partial(self._endpoint, endpoint))
         app.router.add_post("/_control/faults", self._set_faults)
         app.router.add_get("/_control/state", self._state)
         return app
@@ -122,15 +167,15 @@ class Emulator:
             "over_limit": self.over_limit,
         }
 
-    async def _endpoint(self, request: web.Request) -> web.Response:
+    async def _endpoint(self, endpoint: Endpoint, request: web.Request) -> web.Response:
         self.requests += 1
         raw = await request.read()
-        response = await self._answer(request, raw)
+        response = await self._answer(endpoint, request, raw)
         self.status_counts[response.status] = self.status_counts.get(response.status, 0) + 1
-        self._check_response(request, raw, response)
+        self._check_response(endpoint, request, raw, response)
         return response
 
-    async def _answer(self, request: web.Request, raw: bytes) -> web.Response:
+    async def _answer(self, endpoint: Endpoint, request: web.Request, raw: bytes) -> web.Response:
         faults = self.faults
         if faults.latency:
             await asyncio.sleep(faults.latency)
@@ -148,37 +193,38 @@ class Emulator:
             return web.json_response({"message": "internal error"}, status=500)
         if not self.authorised(request):
             return web.json_response({"message": "authentication failed"}, status=401)
-        if self.limits and (retry_after := self._over_limit()) is not None:
+        if endpoint.limits and (retry_after := self._over_limit(endpoint)) is not None:
             self.over_limit += 1
             return self.rate_limited(str(math.ceil(retry_after)))  # whole seconds (RFC 9110)
-        if self.openapi is None or not self.validate:
-            return await self.handle(request, json.loads(raw))
+        if endpoint.openapi is None or not self.validate:
+            return await endpoint.handle(request, json.loads(raw))
         mock = MockRequest(
             HOST, request.method.lower(), request.path, args=dict(request.query),
             data=raw, headers=dict(request.headers), content_type=request.content_type,
         )  # fmt: skip
         try:
-            self.openapi.validate_request(mock)
+            endpoint.openapi.validate_request(mock)
         except Exception as exc:
             detail = f"{type(exc).__name__}: {exc} {getattr(exc, '__cause__', '') or ''}"
             self.invalid_requests.append(detail[:500])
             return self.invalid(detail[:300])
-        return await self.handle(request, json.loads(raw))
+        return await endpoint.handle(request, json.loads(raw))
 
-    def _over_limit(self) -> float | None:
+    @staticmethod
+    def _over_limit(endpoint: Endpoint) -> float | None:
         """Seconds until the request would fit every window, or ``None``: it is counted."""
-        now = time.monotonic()
-        longest = max(seconds for _, seconds in self.limits)
-        while self._arrivals and self._arrivals[0] <= now - longest:
-            self._arrivals.popleft()
+        now, arrivals = time.monotonic(), endpoint.arrivals
+        longest = max(seconds for _, seconds in endpoint.limits)
+        while arrivals and arrivals[0] <= now - longest:
+            arrivals.popleft()
         waits = []
-        for requests, seconds in self.limits:
-            recent = len(self._arrivals) - bisect.bisect_right(self._arrivals, now - seconds)
+        for requests, seconds in endpoint.limits:
+            recent = len(arrivals) - bisect.bisect_right(arrivals, now - seconds)
             if recent >= requests:  # the window frees when its oldest arrival leaves
-                waits.append(self._arrivals[-requests] + seconds - now)
+                waits.append(arrivals[-requests] + seconds - now)
         if waits:
             return max(waits)
-        self._arrivals.append(now)
+        arrivals.append(now)
         return None
 
     def rate_limited(self, retry_after: str) -> web.Response:
@@ -189,8 +235,10 @@ class Emulator:
     def invalid(self, message: str) -> web.Response:
         return web.json_response({"message": message}, status=400)
 
-    def _check_response(self, request: web.Request, raw: bytes, response: web.Response) -> None:
-        if self.openapi is None or not self.validate or response.status in (401, 429, 500, 503):
+    def _check_response(
+        self, endpoint: Endpoint, request: web.Request, raw: bytes, response: web.Response
+    ) -> None:
+        if endpoint.openapi is None or not self.validate or response.status in (401, 429, 500, 503):
             return  # fault answers: shaped like the vendors' but not in every spec
         mock_request = MockRequest(
             HOST, request.method.lower(), request.path, args=dict(request.query), data=raw,
@@ -202,7 +250,7 @@ class Emulator:
             content_type=response.content_type,
         )  # fmt: skip
         try:
-            self.openapi.validate_response(mock_request, mock_response)
+            endpoint.openapi.validate_response(mock_request, mock_response)
         except Exception as exc:
             self.response_violations.append(f"{response.status} {type(exc).__name__}: {exc}"[:500])
 

@@ -9,6 +9,8 @@ from typing import Any
 from aiohttp import web
 
 from dev.emulators.base import Emulator
+from schemas.attribution import AdvocateTotals, AttributionEvent
+from sinks.hubspot import ORDER_KINDS, advocate_properties, friend_properties
 
 __all__ = ["HubSpotEmulator"]
 
@@ -28,6 +30,25 @@ class HubSpotEmulator(Emulator):
         self.token = token
         self.contacts: dict[str, dict[str, str]] = {}
         self.upserts = 0
+
+    def env(self, url: str) -> dict[str, str]:
+        return {"HUBSPOT_API_URL": url, "HUBSPOT_ACCESS_TOKEN": self.token}
+
+    def held(self) -> dict[str, dict[str, str]]:
+        return self.contacts
+
+    @staticmethod
+    def expect(emitted: list[AttributionEvent], advocates: list[AdvocateTotals]) -> dict:
+        """The contacts once everything is delivered: friends' and advocates' properties."""
+        contacts: dict[str, dict[str, str]] = {}
+        for event in emitted:
+            mapped = event.kind == "friend_signed_up" or event.kind in ORDER_KINDS
+            if mapped and event.friend and event.friend.email:
+                contacts.setdefault(event.friend.email, {}).update(friend_properties(event))
+        for totals in advocates:
+            if totals.advocate.email:
+                contacts.setdefault(totals.advocate.email, {}).update(advocate_properties(totals))
+        return contacts
 
     def state(self) -> dict[str, Any]:
         return {**super().state(), "contacts": self.contacts, "upserts": self.upserts}

@@ -9,6 +9,8 @@ from typing import Any
 from aiohttp import web
 
 from dev.emulators.base import Emulator
+from schemas.attribution import AdvocateTotals, AttributionEvent
+from sinks.mixpanel import insert_id
 
 __all__ = ["MixpanelEmulator"]
 
@@ -25,6 +27,21 @@ class MixpanelEmulator(Emulator):
         self.token = token
         self.project_id = project_id
         self.events: dict[str, dict[str, Any]] = {}
+
+    def env(self, url: str) -> dict[str, str]:
+        return {
+            "MIXPANEL_API_URL": url,
+            "MIXPANEL_PROJECT_TOKEN": self.token,
+            "MIXPANEL_PROJECT_ID": self.project_id,
+        }
+
+    def held(self) -> set[str]:
+        return set(self.events)
+
+    @staticmethod
+    def expect(emitted: list[AttributionEvent], advocates: list[AdvocateTotals]) -> set[str]:
+        """Every attribution, by ``$insert_id``."""
+        return {insert_id(event) for event in emitted}
 
     def state(self) -> dict[str, Any]:
         return {**super().state(), "events": list(self.events.values())}

@@ -12,6 +12,11 @@ in-flight slot, call ``sink.write``, then
 * :class:`PermanentError` for a multi-record request → split it and retry the halves, to
   dead-letter exactly the bad records; for a single record → dead-letter it.
 
+Before any request, each record is encoded once by the sink: a record the sink cannot map
+is dead-lettered as ``unmappable``, one larger than the vendor takes as ``too_large``, a
+record repeated within the delivery is sent once, and requests are cut by records and
+bytes (the policy's limits).
+
 ``deliver`` returns when every item is delivered or dead-lettered.
 """
 
@@ -50,30 +55,78 @@ class Deliverer:
         self.dead_letters = dead_letters
         self.breaker = CircuitBreaker(sink.name, policy.breaker_failures, policy.breaker_reset)
         self.limiter = SlidingWindowLimiter(policy.limits)
+        self.bulk_limiter = (
+            SlidingWindowLimiter(policy.bulk_limits) if policy.bulk_limits else self.limiter
+        )
         self.in_flight = asyncio.Semaphore(policy.max_in_flight)
+        self.limiters = list({id(x): x for x in (self.limiter, self.bulk_limiter)}.values())
+        """Every rate limit the sink spends (shared between workers by partitions)."""
         init_sink_series(sink.name)
 
     async def deliver(self, batch: Batch) -> None:
         wanted = [item for item in batch if self.sink.accepts(item)]
+        encoded = await self._encode(self._once(wanted))
         async with asyncio.TaskGroup() as requests:  # one failing cancels its siblings
-            for chunk in self._chunks(wanted):
+            for chunk in self._chunks(encoded):
                 requests.create_task(self._request(chunk))
 
-    def _chunks(self, items: list[Item]) -> list[Batch]:
-        """At most ``batch_size`` ordering keys per request; one key never spans two."""
-        groups: dict[object, list[Item]] = {}
+    def _once(self, items: list[Item]) -> list[Item]:
+        """Without repeats of a record (same idempotency key): sending it once delivers it."""
+        seen: set[str] = set()
+        unique = []
         for item in items:
-            key = self.sink.ordering_key(item)
-            groups.setdefault(key if key is not None else id(item), []).append(item)
-        chunks, current, keys = [], [], 0
+            key = self.sink.idempotency_key(item)
+            if key is None or key not in seen:
+                unique.append(item)
+                if key is not None:
+                    seen.add(key)
+        return unique
+
+    async def _encode(self, items: list[Item]) -> list[tuple[Item, bytes]]:
+        """Each record's encoding; records the vendor must never see are dead-lettered."""
+        encoded, limit = [], self.policy.max_item_bytes
+        for item in items:
+            try:
+                part = self.sink.encode(item)
+            except Exception as exc:  # a mapping bug or an odd record: never the whole sink
+                log.warning("sink=%s cannot map offset=%d: %r", self.sink.name, item.offset, exc)
+                await self._refuse(item, "unmappable", f"{type(exc).__name__}: {exc}"[:300])
+                continue
+            if limit is not None and len(part) > limit:
+                await self._refuse(item, "too_large", f"{len(part)} bytes > {limit} per record")
+                continue
+            encoded.append((item, part))
+        return encoded
+
+    async def _refuse(self, item: Item, reason: str, message: str) -> None:
+        now = time.time()
+        await self.dead_letters.put(item, Failure(reason, message, None, 0, now, now))
+
+    def _chunks(self, encoded: list[tuple[Item, bytes]]) -> list[Batch]:
+        """Requests of at most ``batch_size`` ordering keys and ``max_request_bytes``; one
+        key never spans two. Fewer records than ``bulk_from`` go one per request."""
+        policy = self.policy
+        if len(encoded) < policy.bulk_from:
+            return [Batch((item,), (part,)) for item, part in encoded]
+        groups: dict[object, list[tuple[Item, bytes]]] = {}
+        for pair in encoded:
+            key = self.sink.ordering_key(pair[0])
+            groups.setdefault(key if key is not None else id(pair[0]), []).append(pair)
+        budget = (policy.max_request_bytes or 0) - policy.envelope_bytes
+        chunks: list[Batch] = []
+        current: list[tuple[Item, bytes]] = []
+        keys = size = 0
         for group in groups.values():
-            if keys == self.policy.batch_size:
-                chunks.append(Batch(tuple(current)))
-                current, keys = [], 0
+            grown = size + sum(len(part) + 1 for _, part in group)
+            full = keys == policy.batch_size or (policy.max_request_bytes and grown > budget)
+            if current and full:
+                chunks.append(Batch(*map(tuple, zip(*current, strict=True))))
+                current, keys, grown = [], 0, grown - size
             current.extend(group)
             keys += 1
+            size = grown
         if current:
-            chunks.append(Batch(tuple(current)))
+            chunks.append(Batch(*map(tuple, zip(*current, strict=True))))
         return chunks
 
     async def _attempt(self, chunk: Batch) -> WriteResult | DeliveryError:
@@ -83,7 +136,8 @@ class Deliverer:
         until, as deep as ``max_in_flight``, no request could go out at all."""
         probe = await self.breaker.wait_closed()
         try:
-            async with self.in_flight, self.limiter:
+            limiter = self.bulk_limiter if len(chunk) > 1 else self.limiter
+            async with self.in_flight, limiter:
                 started = time.monotonic()
                 try:
                     result = await self.sink.write(chunk)
@@ -143,10 +197,9 @@ class Deliverer:
 
     async def _permanent(self, chunk: Batch, exc: PermanentError, attempts: int, first: float):
         if len(chunk) > 1:  # find the bad records: halves are retried on their own
-            half = len(chunk) // 2
             async with asyncio.TaskGroup() as halves:
-                halves.create_task(self._request(Batch(chunk.items[:half])))
-                halves.create_task(self._request(Batch(chunk.items[half:])))
+                for half in chunk.split():
+                    halves.create_task(self._request(half))
             return
         failure = Failure(exc.reason, exc.message, exc.status, attempts, first, time.time())
         await self.dead_letters.put(chunk.items[0], failure)

@@ -12,6 +12,15 @@ class DeliveryPolicy:
     """How one sink talks to its vendor.
 
     :param batch_size: records per vendor request (the vendor's batch limit; 1 = no batch).
+    :param max_request_bytes: the vendor's limit on a request body: a batch is cut before
+        its records' encodings (plus ``envelope_bytes``) would pass it.
+    :param max_item_bytes: the vendor's limit on one record: a record whose encoding is
+        larger is dead-lettered as ``too_large`` without being sent.
+    :param envelope_bytes: what a request adds around its records (allowance).
+    :param bulk_from: a batch of fewer records than this goes out one request per record
+        (a vendor with a cheap single endpoint and a scarce bulk one; 0 = always batch).
+    :param bulk_limits: the rate limits of multi-record requests when they differ from
+        ``limits`` (which then count single-record requests).
     :param linger: seconds to wait for more records before sending a partial batch.
     :param max_in_flight: concurrent requests.
     :param limits: the vendor's rate limits as ``(requests, seconds)``: at most that many
@@ -27,6 +36,11 @@ class DeliveryPolicy:
     """
 
     batch_size: int = 100
+    max_request_bytes: int | None = None
+    max_item_bytes: int | None = None
+    envelope_bytes: int = 1024
+    bulk_from: int = 0
+    bulk_limits: tuple[tuple[int, float], ...] | None = None
     linger: float = 0.2
     max_in_flight: int = 4
     limits: tuple[tuple[int, float], ...] = ((10, 1.0),)

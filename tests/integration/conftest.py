@@ -140,9 +140,9 @@ async def emulators():
 
 @pytest.fixture
 def sink_pipeline(pipeline, emulators):
-    """A pipeline with the three vendor sinks enabled against the emulators."""
+    """A pipeline with every registered sink enabled against its emulator."""
     pipeline.env |= {
-        "REFSTREAM_SINKS": "crm,email,analytics",
+        "REFSTREAM_SINKS": ",".join(emulators.by_sink),
         "REFSTREAM_TOPIC_DLQ_SINK_PREFIX": f"dlq-{pipeline.topics['attributions']}-",
         **emulators.env(),
     }

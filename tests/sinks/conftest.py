@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from pydantic import SecretStr
 
 from dev.emulators import running_emulators
 from schemas.attribution import (
@@ -19,9 +19,7 @@ from schemas.attribution import (
 )
 from sinks.batch import Batch, Item
 from sinks.delivery.dlq import DeadLetters
-from sinks.hubspot import HubSpotSink
-from sinks.klaviyo import KlaviyoSink
-from sinks.mixpanel import MixpanelSink
+from sinks.registry import build_sinks
 
 
 @pytest.fixture
@@ -70,23 +68,16 @@ class RecordingDLQ(DeadLetters):
 
 
 @pytest.fixture
-async def make_sink(emulators):
+async def make_sink(emulators, monkeypatch):
+    """A registered sink, configured as a worker would be (from the environment), against
+    its emulator; ``policy`` overrides fields of its delivery policy."""
     opened = []
 
     async def make(name: str, **policy):
-        from dataclasses import replace
-
-        if name == "crm":
-            sink = HubSpotSink(emulators.urls["hubspot"], SecretStr(emulators.hubspot.token))
-        elif name == "email":
-            sink = KlaviyoSink(
-                emulators.urls["klaviyo"], SecretStr(emulators.klaviyo.api_key), "2026-07-15"
-            )
-        else:
-            sink = MixpanelSink(
-                emulators.urls["mixpanel"], SecretStr(emulators.mixpanel.token),
-                emulators.mixpanel.project_id,
-            )  # fmt: skip
+        emulator = emulators.by_sink[name]
+        for variable, value in emulator.env(emulators.urls[emulator.name]).items():
+            monkeypatch.setenv(variable, value)
+        (sink,) = build_sinks((name,))
         sink.policy = replace(sink.policy, backoff_base=0.01, **policy)
         await sink.setup()
         opened.append(sink)

@@ -76,7 +76,7 @@ async def test_one_contacts_updates_never_race_each_other(emulators, make_sink):
     )  # fmt: skip
     batch = items(attribution(2), first, attribution(3), later, attribution(4))
     deliverer = Deliverer(sink, RecordingDLQ("crm"))
-    chunks = deliverer._chunks(list(batch))
+    chunks = deliverer._chunks([(item, sink.encode(item)) for item in batch])
     assert [[i.event.referral_id for i in c] for c in chunks] == [
         ["ref_2", "ref_1", "ref_1"], ["ref_3", "ref_4"],
     ]  # fmt: skip

@@ -15,7 +15,7 @@ from dataclasses import replace
 import pytest
 
 from sinks.base import Sink, WriteResult
-from sinks.batch import Batch
+from sinks.batch import Batch, Item
 from sinks.delivery.breaker import State
 from sinks.delivery.deliverer import Deliverer
 from sinks.delivery.policy import DeliveryPolicy
@@ -36,11 +36,14 @@ class StrictVendor(Sink):
     name = "strict"
 
     def __init__(self, policy: DeliveryPolicy, bad: set[str]) -> None:
-        super().__init__()
+        super().__init__(settings=None)
         self.policy = policy
         self.bad = bad
         self.accepted: list[str] = []
         self.requests = 0
+
+    def encode(self, item: Item) -> bytes:
+        return item.event.referral_id.encode()
 
     async def write(self, batch: Batch) -> WriteResult:
         self.requests += 1
@@ -130,7 +133,7 @@ class Hangs(Sink):
     name = "hangs"
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(settings=None)
         self.policy = DeliveryPolicy(
             batch_size=1, max_in_flight=4, limits=((1000, 1.0),), breaker_failures=1,
             breaker_reset=0.05, backoff_base=0.001, max_attempts=100,
@@ -138,6 +141,9 @@ class Hangs(Sink):
         self.calls = 0
         self.probe_started = asyncio.Event()
         self.hang = True
+
+    def encode(self, item: Item) -> bytes:
+        return b"{}"
 
     async def write(self, batch: Batch) -> WriteResult:
         self.calls += 1
