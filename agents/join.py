@@ -54,7 +54,7 @@ from streams.metrics import DROPPED, EVENTS, PENDING
 from streams.tables import DurableTable
 from streams.topics import STAGE_TOPICS, by_advocate, by_customer, by_email, by_referral
 
-__all__ = ["STAGES", "JoinStage", "SkippedRecords"]
+__all__ = ["STAGES", "BadMessage", "JoinStage", "SkippedRecords", "decode_entry"]
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,14 @@ _SOURCE_TOPIC = {
     OrderCompleted: _t.orders,
     OrderRefunded: _t.orders,
 }
+_ACCEPTS: dict[Stage, tuple[type, ...]] = {
+    Stage.REFERRAL: (ReferralCreated, SignupCompleted, AttributionEvent, Expire),
+    Stage.CUSTOMER: (Claim, OrderCompleted, OrderRefunded, Expire),
+    Stage.EMAIL: (ReferralCreated, SignupCompleted, Expire),
+    Stage.ADVOCATE: (AdvocateRevenue,),  # never holds anything: never ticked
+}
+"""The messages each stage's step function takes; any other is a bad internal message."""
+_LATEST_TIMESTAMP = 253402300799.0  # 9999-12-31T23:59:59Z: the producer's int64 milliseconds
 _TICK = '{"type":"expire"}'  # its text, as entries of the older form carried it
 _NOTHING_HELD = b'"held":[]'
 
@@ -93,6 +101,34 @@ def decode_message(entry: dict[str, Any]) -> Any:
         return Expire()
     model = _MESSAGES[kind]
     return model.model_validate_json(message.encode()) if text else model.model_validate(message)
+
+
+class BadMessage(ValueError):
+    """An envelope entry that no stage could apply (it is dead-lettered)."""
+
+
+def decode_entry(entry: object, stage: Stage) -> tuple[str, float | None, Any]:
+    """An envelope entry's key, source timestamp and message, checked for ``stage``.
+
+    Raises (``BadMessage``, or whatever :func:`decode_message` raises) for an entry the
+    stage cannot apply, so that it is dead-lettered rather than crash the worker when its
+    step or the producer meets it: a message of another stage, a timestamp that is not a
+    number. A number outside the producer's range (Kafka's "no timestamp" is -1 ms) only
+    means the source's time is unknown: ``None``.
+    """
+    key = entry.get("k") if isinstance(entry, dict) else None
+    if not isinstance(key, str):
+        raise BadMessage("no key")
+    timestamp = entry.get("ts")
+    if timestamp is not None:
+        if isinstance(timestamp, bool) or not isinstance(timestamp, int | float):
+            raise BadMessage("timestamp is not a number")
+        if not 0 <= timestamp <= _LATEST_TIMESTAMP:
+            timestamp = None
+    message = decode_message(entry)
+    if not isinstance(message, _ACCEPTS[stage]):
+        raise BadMessage(f"{type(message).__name__} does not belong on the {stage} stage")
+    return key, timestamp, message
 
 
 class SkippedRecords(RuntimeError):
@@ -173,29 +209,25 @@ class JoinStage:
 
     async def _apply(self, chunk: list[tuple[dict[str, Any], EventT]], outbox: Outbox) -> None:
         now = time.time()
-        groups: dict[str, list[tuple[dict[str, Any], EventT]]] = {}
+        groups: dict[str, list[tuple[float | None, Any, EventT]]] = {}
         for entry, event in chunk:
-            key = entry.get("k") if isinstance(entry, dict) else None
-            if isinstance(key, str):
-                groups.setdefault(key, []).append((entry, event))
-            else:
-                self._dead_letter(event, orjson.dumps(entry), ValueError("no key"), outbox)
+            try:
+                key, timestamp, message = decode_entry(entry, self.stage)
+            except Exception as exc:  # a bad message never escapes the agent
+                self._dead_letter(event, _entry_bytes(entry, event), exc, outbox)
+                continue
+            groups.setdefault(key, []).append((timestamp, message, event))
         writes: list[tuple[bytes, bytes, int]] = []
         states: dict[str, Any] = {}
         for key, group in groups.items():
             raw_key = key.encode()
-            partition = group[0][1].message.partition  # the key's; the changelog's too
+            partition = group[0][2].message.partition  # the key's; the changelog's too
             stored = self.table.read(raw_key, partition)
             state = self.state_type.model_validate_json(stored) if stored is not None else None
-            for entry, event in group:
-                try:
-                    message = decode_message(entry)
-                except Exception as exc:  # a bad message never escapes the agent
-                    self._dead_letter(event, orjson.dumps(entry), exc, outbox)
-                    continue
+            for timestamp, message, _ in group:
                 state, result = self.step(state, message, key, now, self.rules)
                 self._count(message, result)
-                outbox.emit(result, entry.get("ts"))
+                outbox.emit(result, timestamp)
             if state is not None:
                 states[key] = state
                 writes.append((raw_key, state.model_dump_json().encode(), partition))
@@ -267,6 +299,15 @@ class JoinStage:
             value or b"",
             headers=dlq_headers("internal_decode_error", type(exc).__name__, record),
         )
+
+
+def _entry_bytes(entry: Any, event: EventT) -> bytes:
+    """A bad entry as JSON for its dead letter; or, nested deeper than orjson writes (255
+    levels, while it reads 1,024), the whole record that carried it."""
+    try:
+        return orjson.dumps(entry)
+    except orjson.JSONEncodeError:
+        return event.message.value or b""
 
 
 def _stage(

@@ -45,10 +45,12 @@ from schemas.attribution import (
     attribution_event_id,
 )
 from schemas.events import (
+    MONEY,
     OrderCompleted,
     OrderRefunded,
     ReferralCreated,
     SignupCompleted,
+    decimal_text,
 )
 
 __all__ = [
@@ -145,6 +147,12 @@ def _attribution(
         source_event_id=source_event_id,
         occurred_at=occurred_at,
     )
+
+
+def _within(opens: datetime, when: datetime, window: timedelta) -> bool:
+    """``opens <= when <= opens + window``, without computing ``opens + window``: near year
+    9999 that date does not exist (``OverflowError``), while the difference always does."""
+    return timedelta(0) <= when - opens <= window
 
 
 def _expired(received_at: float, now: float, rules: JoinRules) -> bool:
@@ -250,8 +258,7 @@ def _evaluate_signup(
     advocate = referral.advocate
     if customer.id == advocate.id or customer.email == advocate.email:
         return emit(K.REFERRAL_REJECTED, "self_referral")
-    opens = referral.occurred_at
-    if not opens <= signup.occurred_at <= opens + rules.signup_window:
+    if not _within(referral.occurred_at, signup.occurred_at, rules.signup_window):
         return emit(K.SIGNUP_UNATTRIBUTED, "window_expired")
     if state.reserved_for is None:
         state.reserved_for = customer.id
@@ -321,11 +328,11 @@ def advocate_step(
     total: dict[str, Decimal] = {}
     for revenue in state.revenue.values():
         for currency, amount in revenue.items():
-            total[currency] = total.get(currency, Decimal(0)) + Decimal(amount)
+            total[currency] = MONEY.add(total.get(currency, Decimal(0)), Decimal(amount))
     result.advocate_totals.append(
         AdvocateTotals(
             advocate=message.advocate,
-            referral_revenue_generated={c: str(v) for c, v in sorted(total.items())},
+            referral_revenue_generated={c: decimal_text(v) for c, v in sorted(total.items())},
             converted_referrals=len(state.revenue),
             source_attribution_event_id=message.attribution_event_id,
         )
@@ -421,8 +428,7 @@ def _order(
         result.duplicates += 1  # the same order under a new event id
         return True
     ref = OrderRef(order_id=order.order_id, amount=order.amount, currency=order.currency)
-    opens = state.signed_up_at
-    attributed = opens <= order.occurred_at <= opens + rules.order_window
+    attributed = _within(state.signed_up_at, order.occurred_at, rules.order_window)
     state.orders[order.order_id] = OrderState(
         amount=order.amount,
         currency=order.currency,
@@ -457,8 +463,8 @@ def _refund(state: CustomerState, refund: OrderRefunded, result: StepResult) -> 
     if refund.currency != order.currency:
         result.dropped.append("refund_currency_mismatch")
         return True
-    amount = min(refund.amount, order.amount - order.refunded)
-    order.refunded += amount
+    amount = min(refund.amount, MONEY.subtract(order.amount, order.refunded))
+    order.refunded = MONEY.add(order.refunded, amount)
     ref = OrderRef(order_id=refund.order_id, amount=amount, currency=refund.currency)
     result.attributions.append(
         _attribution(

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from schemas.attribution import Party, Totals
+from schemas.attribution import DecimalText, Party, Totals
 from schemas.events import (
+    MONEY,
     OrderCompleted,
     OrderRefunded,
     ReferralCreated,
     SignupCompleted,
     Timestamp,
+    decimal_text,
 )
 
 __all__ = [
@@ -94,8 +96,16 @@ class AdvocateRevenue(BaseModel):
     type: str = "advocate.revenue"
     advocate: Party
     referral_id: str
-    revenue: dict[str, str]
+    revenue: dict[str, DecimalText]
     attribution_event_id: str
+
+    @field_validator("advocate")
+    @classmethod
+    def _identified(cls, advocate: Party) -> Party:
+        """The advocate stage keys by, and publishes totals under, the advocate's id."""
+        if advocate.id is None:
+            raise ValueError("the advocate has no id")
+        return advocate
 
 
 class AdvocateState(_State):
@@ -103,7 +113,7 @@ class AdvocateState(_State):
 
     advocate_id: str
     advocate: Party | None = None
-    revenue: dict[str, dict[str, str]] = Field(default_factory=dict)
+    revenue: dict[str, dict[str, DecimalText]] = Field(default_factory=dict)
     held: list[HeldSignup] = Field(default_factory=list)  # never holds anything: a cheap scan
 
     def oldest_hold(self) -> float | None:
@@ -160,11 +170,12 @@ class CustomerState(_State):
         for order in self.orders.values():
             if not order.attributed:
                 continue
-            net = order.amount - order.refunded
+            net = MONEY.subtract(order.amount, order.refunded)
             if net > 0:
                 count += 1
-            revenue[order.currency] = revenue.get(order.currency, Decimal(0)) + net
-        return Totals(orders=count, revenue={c: str(v) for c, v in sorted(revenue.items())})
+            revenue[order.currency] = MONEY.add(revenue.get(order.currency, Decimal(0)), net)
+        revenue_text = {c: decimal_text(v) for c, v in sorted(revenue.items())}
+        return Totals(orders=count, revenue=revenue_text)
 
 
 class EmailState(_State):

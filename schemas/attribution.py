@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from schemas.events import Amount, Currency, Timestamp
 
@@ -13,11 +14,20 @@ __all__ = [
     "AdvocateTotals",
     "AttributionEvent",
     "AttributionKind",
+    "DecimalText",
     "OrderRef",
     "Party",
     "Totals",
     "attribution_event_id",
 ]
+
+
+DecimalText = Annotated[
+    str, StringConstraints(pattern=r"^[0-9]{1,100}(\.[0-9]{1,100})?([eE][-+]?[0-9]{1,2})?$")
+]
+"""A revenue total as the join writes it (``decimal_text``): the stages add these up, so a
+message from a stage topic is checked to carry nothing ``Decimal`` would refuse or overflow
+on (older workers wrote small exponents, "1E+5")."""
 
 
 class AttributionKind(StrEnum):
@@ -63,7 +73,7 @@ class Totals(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     orders: int = 0
-    revenue: dict[str, str] = Field(default_factory=dict)
+    revenue: dict[str, DecimalText] = Field(default_factory=dict)
 
 
 class AttributionEvent(BaseModel):
@@ -94,7 +104,7 @@ class AdvocateTotals(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     advocate: Party
-    referral_revenue_generated: dict[str, str]
+    referral_revenue_generated: dict[str, DecimalText]
     converted_referrals: int
     source_attribution_event_id: str
     emitted_at: Timestamp | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from decimal import Decimal
+from decimal import Context, Decimal, DivisionByZero, InvalidOperation, Overflow
 from typing import Annotated, Literal
 
 import orjson
@@ -27,6 +27,10 @@ from pydantic import (
 )
 
 __all__ = [
+    "AMOUNT_FRACTION_DIGITS",
+    "AMOUNT_INTEGER_DIGITS",
+    "EMAIL_MAX_LENGTH",
+    "MONEY",
     "Advocate",
     "Amount",
     "Currency",
@@ -40,24 +44,50 @@ __all__ = [
     "ReferralCreated",
     "SignupCompleted",
     "Timestamp",
+    "decimal_text",
     "parse_event",
 ]
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_AMOUNT_PATTERN = r"^\s*\+?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+_AMOUNT_TEXT = re.compile(_AMOUNT_PATTERN, re.ASCII)
+AMOUNT_INTEGER_DIGITS = 40
+AMOUNT_FRACTION_DIGITS = 20
+"""Amounts are bounded so that sums of them stay exact in :data:`MONEY` (and cost little)."""
+MONEY = Context(prec=100, Emax=999, Emin=-999, traps=[InvalidOperation, DivisionByZero, Overflow])
+"""The decimal context of all money arithmetic: 100 digits hold any sum of fewer than 10**40
+amounts exactly (the default context's 28 would round a 29-digit total)."""
+_NO_CONTROL = r"[^@\s\x00-\x1f\x7f-\x9f]+"
+_EMAIL = re.compile(rf"^{_NO_CONTROL}@{_NO_CONTROL}\.{_NO_CONTROL}$")
+EMAIL_MAX_LENGTH = 254  # RFC 5321: a path is at most 256 octets, brackets included
+_TYPE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _TIMESTAMP_RULE = "must be an RFC 3339 timestamp with an offset, e.g. 2026-11-20T10:00:00Z"
 
 
 def _amount(value: object) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
         raise ValueError("must be a decimal string or a JSON number")
+    if isinstance(value, str) and not _AMOUNT_TEXT.fullmatch(value):
+        # Decimal() also reads "-1", "NaN", "1_000" and other digits than ASCII ("١٢").
+        raise ValueError('must be a decimal string >= 0, such as "49.90"')
     try:
         amount = Decimal(value)
     except ArithmeticError as exc:
         raise ValueError("is not a decimal number") from exc
     if not amount.is_finite() or amount < 0:
         raise ValueError("must be a finite number >= 0")
-    return amount
+    exponent = amount.as_tuple().exponent
+    if amount.adjusted() >= AMOUNT_INTEGER_DIGITS or exponent < -AMOUNT_FRACTION_DIGITS:
+        raise ValueError(
+            f"must have at most {AMOUNT_INTEGER_DIGITS} digits before the decimal point "
+            f"and {AMOUNT_FRACTION_DIGITS} after it"
+        )
+    return amount.copy_abs()  # -0 is 0
+
+
+def decimal_text(amount: Decimal) -> str:
+    """A decimal string without an exponent ("100000", not "1E+5"; "0.0000001", not "1E-7")."""
+    return format(amount, "f")
 
 
 # Timestamps and emails are checked by pydantic's own (Rust) validators: an event is validated
@@ -71,17 +101,19 @@ Timestamp = Annotated[
 ]
 Email = Annotated[  # emails compare case-insensitively after trimming (contract section 4)
     str,
-    StringConstraints(strip_whitespace=True, to_lower=True, pattern=_EMAIL.pattern),
-    WithJsonSchema({"type": "string", "format": "email"}),
+    StringConstraints(
+        strip_whitespace=True, to_lower=True, max_length=EMAIL_MAX_LENGTH, pattern=_EMAIL.pattern
+    ),
+    WithJsonSchema({"type": "string", "format": "email"}),  # a length counted after trimming
 ]
 Amount = Annotated[
     Decimal,
     BeforeValidator(_amount),
-    PlainSerializer(str, return_type=str),
+    PlainSerializer(decimal_text, return_type=str),
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "string", "pattern": r"^\s*\+?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"},
+                {"type": "string", "pattern": _AMOUNT_PATTERN},
                 {"type": "number", "minimum": 0},
             ]
         }
@@ -93,6 +125,7 @@ Currency = Annotated[  # checked and upper-cased by pydantic's own (Rust) valida
     WithJsonSchema({"type": "string", "pattern": "^[A-Za-z]{3}$", "description": "ISO 4217"}),
 ]
 NonEmpty = Annotated[str, Field(min_length=1, max_length=256)]
+Text = Annotated[str, Field(max_length=256)]  # names, campaign ids: vendors cap strings
 
 
 class _Model(BaseModel):
@@ -102,15 +135,15 @@ class _Model(BaseModel):
 class Advocate(_Model):
     id: NonEmpty
     email: Email
-    first_name: str | None = None
-    last_name: str | None = None
+    first_name: Text | None = None
+    last_name: Text | None = None
 
 
 class Customer(_Model):
     id: NonEmpty
     email: Email
-    first_name: str | None = None
-    last_name: str | None = None
+    first_name: Text | None = None
+    last_name: Text | None = None
 
 
 class OrderCustomer(_Model):
@@ -125,7 +158,7 @@ class ReferralCreated(_Model):
     occurred_at: Timestamp
     advocate: Advocate
     friend_email: Email | None = None
-    campaign_id: str | None = None
+    campaign_id: Text | None = None
 
 
 class SignupCompleted(_Model):
@@ -190,20 +223,33 @@ def parse_event(
     if not isinstance(data, dict):
         raise InvalidEvent("invalid_json", "event must be a JSON object")
     kind = data.get("type")
-    if kind not in _INPUT_TYPES:
-        raise InvalidEvent("unknown_type", f"unknown event type {kind!r}"[:200])
+    if not isinstance(kind, str) or kind not in _INPUT_TYPES:
+        raise InvalidEvent("unknown_type", f"unknown event type {_shown(kind)}")
     if expected is not None and kind not in expected:
         raise InvalidEvent("unexpected_type", f"event type {kind!r} does not belong on this topic")
     occurred_at = data.get("occurred_at")
     if not (isinstance(occurred_at, str) and _RFC3339.match(occurred_at)):
         raise InvalidEvent("schema_violation", f"occurred_at: {_TIMESTAMP_RULE}")
     if isinstance(data.get("amount"), float):
-        # JSON number with a fraction: read it again without floats.
-        data = json.loads(raw, parse_float=Decimal)
+        # JSON number with a fraction: read it again without floats. Python's reader nests
+        # less deep than orjson's (its recursion limit, about 1,000, against orjson's 1,024).
+        try:
+            data = json.loads(raw, parse_float=Decimal)
+        except RecursionError:
+            raise InvalidEvent("invalid_json", "not valid JSON: nested too deeply") from None
     try:
         return _INPUT.validate_python(data)
     except ValidationError as exc:
         raise InvalidEvent("schema_violation", _describe(exc)) from None
+
+
+def _shown(kind: object) -> str:
+    """An unknown ``type`` as a DLQ message may show it: a name, or only what it is (a
+    producer's mix-up can put anything there, personal data or a deeply nested value)."""
+    if isinstance(kind, str):
+        return repr(kind) if _TYPE_NAME.fullmatch(kind) else f"(a string of {len(kind)} characters)"
+    json_type = {dict: "an object", list: "an array", bool: "a boolean", type(None): "null"}
+    return f"({json_type.get(type(kind), 'a number')})"
 
 
 def _describe(exc: ValidationError) -> str:

@@ -293,3 +293,58 @@ async def test_bad_internal_messages_are_dead_lettered_and_the_rest_applied(pipe
         headers = dict(record.headers)
         assert headers["error.reason"] == b"internal_decode_error"
         assert headers["source.topic"].decode() == topics["by_referral"]
+
+
+def poison_batch(count: int) -> list[Record]:
+    """``count`` records ingest must refuse, drawn by the fuzz tests' strategies with a fixed
+    seed: every input topic, and a topic's records of another topic's type."""
+    from hypothesis import Phase, given, settings
+    from hypothesis import strategies as st
+
+    from agents.ingest import EXPECTED_TYPES
+    from schemas.events import InvalidEvent, parse_event
+    from streams.app import settings as app_settings
+    from tests.strategies import FUZZ, poison_records
+
+    names = ("referrals", "signups", "orders")  # as Record names them; the default topics
+    expected = {name: EXPECTED_TYPES[getattr(app_settings.topics, name)] for name in names}
+    batch: list[Record] = []
+
+    @settings(FUZZ, max_examples=count * 3, phases=[Phase.generate])
+    @given(topic=st.sampled_from(names), value=poison_records())
+    def draw(topic: str, value: bytes | None) -> None:
+        if len(batch) == count or len(value or b"") > 900_000:  # under the broker's 1 MB
+            return
+        try:
+            parse_event(value, expected[topic])
+        except InvalidEvent:
+            batch.append(Record(topic, f"poison-{len(batch)}".encode(), value, False))
+
+    draw()
+    assert len(batch) == count
+    return batch
+
+
+async def test_poison_is_dead_lettered_and_the_join_stays_exact(pipeline):
+    """Fuzzed poison (issue 17, item 3) mixed into a workload: each record lands in the
+    invalid DLQ with a reason, the workload's attributions are exact, the worker lives."""
+    workload = Workload.build(journeys=60, seed=17, invalid=0)
+    poison = poison_batch(200)
+    for i, record in enumerate(poison):  # spread through phase 1
+        workload.phase1.insert((i * 7919) % (len(workload.phase1) + 1), record)
+    expected = workload.expected()
+    worker = await pipeline.start_worker()
+
+    records = await run_phases(pipeline, workload)
+
+    assert_attributions_exact(records, expected)
+    dlq = await read_topic(
+        pipeline.servers, pipeline.topics["dlq_invalid"],
+        until=lambda r: len(r) >= len(poison), idle=1.0,
+    )  # fmt: skip
+    assert sorted((r.key, r.value) for r in dlq) == sorted((r.key, r.value or b"") for r in poison)
+    reasons = {b"invalid_json", b"unknown_type", b"unexpected_type", b"schema_violation"}
+    assert all(dict(r.headers)["error.reason"] in reasons for r in dlq)
+    assert worker.get("/healthz")[0] == 200
+    samples = metric_samples(worker)
+    assert total(samples, "refstream_events_total", outcome="invalid") == len(poison)
