@@ -67,8 +67,13 @@ class Workload:
         return self.phase1 + self.phase2
 
     @classmethod
-    def build(cls, journeys: int = 200, seed: int = 7, invalid: int = 5) -> Workload:
-        return _Builder(random.Random(seed)).build(journeys, invalid)
+    def build(
+        cls, journeys: int = 200, seed: int = 7, invalid: int = 5, namespace: str = ""
+    ) -> Workload:
+        """:param namespace: put into every id and email (``ref_<namespace>_000001``), so
+        workloads built with different namespaces share no id, customer or email (the
+        soak streams one per chunk); empty (default): ``ref_000001``."""
+        return _Builder(random.Random(seed), namespace).build(journeys, invalid)
 
     def expected(self, rules: JoinRules | None = None, phases: int = 2) -> JoinSim:
         """The outcome the pipeline must reach once every pending TTL has passed.
@@ -85,14 +90,15 @@ class Workload:
 
 
 class _Builder:
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(self, rng: random.Random, namespace: str = "") -> None:
         self.rng = rng
         self.workload = Workload()
         self.n = 0
+        self.namespace = f"{namespace}_" if namespace else ""
 
     def _id(self, prefix: str) -> str:
         self.n += 1
-        return f"{prefix}_{self.n:06d}"
+        return f"{prefix}_{self.namespace}{self.n:06d}"
 
     def _person(self, prefix: str) -> dict:
         first, last = self.rng.choice(FIRST), self.rng.choice(LAST)

@@ -1,0 +1,31 @@
+"""Workloads in namespaces: the soak streams many, and their ids must never meet."""
+
+from __future__ import annotations
+
+import re
+
+import orjson
+
+from dev.generator import Workload
+
+
+def ids_and_emails(workload: Workload) -> set[str]:
+    found = set()
+    for record in workload.records:
+        text = record.value.decode()
+        found |= set(re.findall(r"[a-z]+_[A-Za-z0-9_]*\d{6}", text))
+        found |= set(re.findall(r"[\w.]+@example\.com", text.lower()))
+    return found
+
+
+def test_namespaces_share_no_id_or_email_and_change_nothing_else():
+    plain = Workload.build(journeys=60, seed=3, invalid=0)
+    first = Workload.build(journeys=60, seed=3, invalid=0, namespace="c00001")
+    second = Workload.build(journeys=60, seed=3, invalid=0, namespace="c00002")
+
+    assert ids_and_emails(first).isdisjoint(ids_and_emails(second))
+    assert all("c00002" not in value for value in ids_and_emails(first))
+    assert orjson.loads(plain.records[0].value)["event_id"].count("_") == 1  # evt_000123
+    same = [r.value.replace(b"c00001_", b"").replace(b"C00001_", b"") for r in first.records]
+    assert same == [r.value for r in plain.records]
+    assert len(first.expected().emitted) == len(plain.expected().emitted)
