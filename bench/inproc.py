@@ -65,11 +65,16 @@ class MemoryTable:
         self.data.update((key, value) for key, value, _ in items)
 
 
+_offsets: dict[tuple[str, int], int] = {}
+
+
 def _event(topic: str, partition: int, key: bytes | None, value: bytes | None) -> Any:
-    """What the agents read of a Faust event."""
-    message = SimpleNamespace(
-        topic=topic, partition=partition, offset=0, key=key, value=value, timestamp=time.time()
-    )
+    """What the agents read of a Faust event: each partition's offsets follow on (a stage
+    refuses a gap)."""
+    tp = (topic, partition)
+    offset = _offsets[tp] = _offsets.get(tp, -1) + 1
+    message = SimpleNamespace(topic=topic, partition=partition, tp=tp, offset=offset, key=key,
+                              value=value, timestamp=time.time())  # fmt: skip
     return SimpleNamespace(message=message)
 
 
@@ -109,7 +114,7 @@ async def run(events: int, profiler: cProfile.Profile | None = None) -> dict[str
             if not pending:
                 break
             for stage, records in pending.items():
-                batch = [_event("", r.partition or 0, None, r.value) for r in records]
+                batch = [_event(stage, r.partition or 0, None, r.value) for r in records]
                 await STAGES[Stage(stage)].process(batch, outbox)
         stage_seconds += time.perf_counter() - began
     if profiler is not None:
