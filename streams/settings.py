@@ -38,6 +38,7 @@ class Topics(BaseSettings):
     attributions: str = "attributions"
     dlq_invalid: str = "refstream-dlq-invalid"
     dlq_sink_prefix: str = "refstream-dlq-"
+    dlq_gateway: str = "refstream-dlq-gateway"
     by_referral: str = "refstream-join-by-referral"
     by_customer: str = "refstream-join-by-customer"
     by_email: str = "refstream-join-by-email"
