@@ -47,16 +47,18 @@ async def test_a_broker_outage_loses_no_acknowledged_webhook(pipeline, restartab
     next_order = iter(range(1, 1_000_000))
     stop_sending = asyncio.Event()
 
+    async def attempt(session: aiohttp.ClientSession, i: int) -> None:
+        request = signer.shopify("orders/paid", order(i), f"ev-{i}")
+        started = time.monotonic()
+        try:
+            status, _ = await send(session, gateway, request, timeout=ACK_TIMEOUT + 10)
+        except (aiohttp.ClientError, TimeoutError):
+            status = 0
+        answers.setdefault(i, []).append((status, time.monotonic() - started))
+
     async def sender(session: aiohttp.ClientSession) -> None:
         while not stop_sending.is_set():
-            i = next(next_order)
-            request = signer.shopify("orders/paid", order(i), f"ev-{i}")
-            started = time.monotonic()
-            try:
-                status, _ = await send(session, gateway, request, timeout=ACK_TIMEOUT + 10)
-            except (aiohttp.ClientError, TimeoutError):
-                status = 0
-            answers.setdefault(i, []).append((status, time.monotonic() - started))
+            await attempt(session, next(next_order))
             await asyncio.sleep(0.05)
 
     async with aiohttp.ClientSession() as session:
@@ -76,13 +78,7 @@ async def test_a_broker_outage_loses_no_acknowledged_webhook(pipeline, restartab
         while failed := [i for i, a in answers.items() if a[-1][0] != 200]:
             assert time.monotonic() < deadline, f"{len(failed)} webhooks never accepted"
             for i in failed:
-                request = signer.shopify("orders/paid", order(i), f"ev-{i}")
-                started = time.monotonic()
-                try:
-                    status, _ = await send(session, gateway, request, timeout=ACK_TIMEOUT + 10)
-                except (aiohttp.ClientError, TimeoutError):
-                    status = 0
-                answers[i].append((status, time.monotonic() - started))
+                await attempt(session, i)
             await asyncio.sleep(1)
 
     attempts = [a for tries in answers.values() for a in tries]
