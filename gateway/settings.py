@@ -66,9 +66,10 @@ SECRET_SETTINGS = (
 )
 
 
-def load_gateway_settings() -> GatewaySettings:
+def load_gateway_settings(require_source: bool = True) -> GatewaySettings:
     """The settings, or a :class:`ConfigurationError` naming each variable that is wrong,
-    including the case where no source is enabled (every secret unset or empty)."""
+    including the case where no source is enabled (every secret unset or empty) unless
+    ``require_source`` is False (the DLQ replay maps without verifying)."""
     try:
         settings = GatewaySettings()
     except ValidationError as exc:
@@ -80,7 +81,7 @@ def load_gateway_settings() -> GatewaySettings:
             name = f"{ENV_PREFIX}{str(error['loc'][0]).upper()}" if error["loc"] else ""
             problems.append(f"{name}: {message}" if name else message)
         raise ConfigurationError("; ".join(problems)) from None
-    if not any(
+    if require_source and not any(
         (s := getattr(settings, name)) is not None and s.get_secret_value()
         for name in SECRET_SETTINGS
     ):

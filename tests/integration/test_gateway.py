@@ -4,6 +4,8 @@ test a worker and the vendor emulators too (gateway.md; issue 18's "Must show").
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -364,3 +366,58 @@ async def test_end_to_end_every_webhook_three_times(sink_pipeline, emulators):
     got = vendor_state(emulators)
     for vendor in want:
         assert got[vendor] == want[vendor], vendor
+
+
+async def refstream(pipeline, *args: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "streams", *args, env={**os.environ, **pipeline.env},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    output, _ = await process.communicate()
+    assert process.returncode == 0, output.decode()
+    return output.decode()
+
+
+async def test_gateway_dead_letters_are_listed_and_replayed(pipeline):
+    """A dead letter left by an earlier mapping is published once replayed; one that still
+    cannot be mapped is counted and stays; --reason picks."""
+    pipeline.env |= {**VECTOR_SECRETS, "REFSTREAM_GATEWAY_IDENTITY": "platform"}  # replay too
+    gateway = await start_gateway(pipeline)
+    signer = Signer(VECTOR_SECRETS, shop=v.SHOP)
+    async with aiohttp.ClientSession() as session:
+        status, answer = await send(session, gateway, signer.shopify("orders/paid", b"[1"))
+    assert (status, answer["outcome"]) == (200, "dead_lettered")
+    earlier = signer.shopify("orders/paid", v.SHOPIFY_ORDER)
+    await produce_letter(pipeline, earlier)
+
+    listing = await refstream(pipeline, "gateway-dlq-list")
+    assert "2 records {'invalid_json': 1, 'schema_invalid': 1}" in listing
+    assert "source=shopify event=orders/paid" in listing
+    replay = await refstream(pipeline, "gateway-dlq-replay", "--reason", "schema_invalid")
+    assert "replayed 1 records" in replay and "{'published': 1}" in replay
+    replay = await refstream(pipeline, "gateway-dlq-replay")
+    assert "{'unmappable:invalid_json': 1, 'published': 1}" in replay
+    (record, again) = await published(pipeline, "orders", 2)
+    assert orjson.loads(record.value) == orjson.loads(again.value) == v.SHOPIFY_MAPPED[1]
+    assert "2 records" in await refstream(pipeline, "gateway-dlq-list")
+
+
+async def produce_letter(pipeline, request) -> None:
+    """A dead letter as an earlier gateway version wrote it (reason schema_invalid)."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=pipeline.servers)
+    await producer.start()
+    try:
+        headers = [("error.reason", b"schema_invalid"), ("error.message", b"earlier version"),
+                   ("gateway.source", b"shopify"), ("gateway.path", request.path.encode()),
+                   ("gateway.vendor_event", b"orders/paid"), ("gateway.delivery_id", b"old-1"),
+                   ("gateway.received_at", b"2026-12-01T00:00:00.000Z"),
+                   ("http.content_type", b"application/json")]  # fmt: skip
+        headers += [(f"vendor.{name.lower()}", value.encode())
+                    for name, value in request.headers.items() if name.startswith("X-Shopify-")
+                    and name != "X-Shopify-Hmac-Sha256"]  # fmt: skip
+        await producer.send_and_wait(pipeline.topics["dlq_gateway"], request.body,
+                                     key=b"shopify", headers=headers)  # fmt: skip
+    finally:
+        await producer.stop()
