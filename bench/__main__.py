@@ -29,6 +29,7 @@ from pathlib import Path
 import orjson
 
 from bench import kafka
+from bench.gateway import gateway_throughput
 from dev.broker import EmbeddedBroker, free_port
 from dev.emulators import running_emulators
 from dev.generator import Workload, attribution_records
@@ -528,6 +529,7 @@ SECTIONS: dict[str, Callable[[Bench], Awaitable[None]]] = {
     "sinks": sink_throughput,
     "latency": latency,
     "state": state,
+    "gateway": gateway_throughput,
 }
 
 
