@@ -14,7 +14,7 @@ import orjson
 
 from dev.worker import WorkerProcess
 
-__all__ = ["TEST_SECRETS", "GatewayProcess", "SignedRequest", "Signer"]
+__all__ = ["TEST_SECRETS", "GatewayProcess", "SignedRequest", "Signer", "platform_journeys"]
 
 TEST_SECRETS = {
     "REFSTREAM_GATEWAY_SHOPIFY_SECRET": "shpss_refstream_dev",
@@ -109,3 +109,57 @@ class GatewayProcess(WorkerProcess):
             "REFSTREAM_GATEWAY_HOST": "127.0.0.1",
             "REFSTREAM_GATEWAY_PORT": str(self.port),
         }
+
+
+def platform_journeys(signer: Signer, count: int, base: float, refunds: bool) -> list:
+    """``count`` referred friends as the platforms report them: ReferralCandy's referral,
+    the friend's Shopify customer, and one order each, from Shopify (``orders/create`` and
+    ``orders/paid``: two notifications of one fact) or, every third, a Stripe Checkout
+    Session; every fifth is partly refunded when ``refunds`` (customer-less refunds,
+    gateway.md §11.3). Event times start at ``base`` (Unix seconds)."""
+    requests = []
+    for j in range(count):
+        t = int(base) + j * 60
+        friend = f"friend{j}@shop.example"
+        requests.append(signer.referralcandy({
+            "referral_email": friend, "referral_timestamp": t,
+            "referring_email": f"advocate{j % 7}@shop.example",
+        }))  # fmt: skip
+        customer = {"id": 5_000_000 + j, "email": friend, "first_name": f"Friend{j}"}
+        requests.append(
+            signer.shopify("customers/create", {**customer, "created_at": _rfc3339(t + 10)})
+        )
+        amount = 20 + j % 50
+        if j % 3 == 2:
+            requests.append(signer.stripe(_stripe_event(f"evt_demo_{j}", t + 30, {
+                "object": "checkout.session", "mode": "payment", "payment_status": "paid",
+                "payment_intent": f"pi_demo_{j}", "amount_total": amount * 100, "currency": "eur",
+                "customer_details": {"email": friend},
+            }, "checkout.session.completed")))  # fmt: skip
+            if refunds and j % 5 == 0:
+                requests.append(signer.stripe(_stripe_event(f"evt_demo_r{j}", t + 90, {
+                    "id": f"re_demo_{j}", "object": "refund", "payment_intent": f"pi_demo_{j}",
+                    "amount": 500, "currency": "eur", "created": t + 90, "status": "succeeded",
+                }, "refund.created")))  # fmt: skip
+            continue
+        order = {"id": 6_000_000 + j, "email": friend, "created_at": _rfc3339(t + 30),
+                 "financial_status": "paid", "test": False, "total_price": f"{amount}.00",
+                 "currency": "USD", "customer": customer}  # fmt: skip
+        requests.append(signer.shopify("orders/create", order))
+        requests.append(signer.shopify("orders/paid", order))
+        if refunds and j % 5 == 0:
+            requests.append(signer.shopify("refunds/create", {
+                "id": 7_000_000 + j, "order_id": order["id"], "created_at": _rfc3339(t + 90),
+                "transactions": [{"kind": "refund", "status": "success", "amount": "5.00",
+                                  "currency": "USD"}],
+            }))  # fmt: skip
+    return requests
+
+
+def _rfc3339(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def _stripe_event(event_id: str, created: int, obj: dict, kind: str) -> dict:
+    return {"id": event_id, "object": "event", "type": kind, "created": created,
+            "data": {"object": obj}}  # fmt: skip

@@ -70,14 +70,19 @@ class Workload:
     def build(cls, journeys: int = 200, seed: int = 7, invalid: int = 5) -> Workload:
         return _Builder(random.Random(seed)).build(journeys, invalid)
 
-    def expected(self, rules: JoinRules | None = None, phases: int = 2) -> JoinSim:
+    def expected(
+        self, rules: JoinRules | None = None, phases: int = 2, extra: Iterable = ()
+    ) -> JoinSim:
         """The outcome the pipeline must reach once every pending TTL has passed.
 
         :param phases: 1 gives what phase 1 alone yields before any held event expires.
+        :param extra: parsed events that arrive with phase 1 from elsewhere (the demo's
+            webhooks, as the gateway published them).
         """
         sim = JoinSim(rules=rules or JoinRules(pending_ttl=1.0))
-        for phase in (self.phase1, self.phase2)[:phases]:
+        for number, phase in enumerate((self.phase1, self.phase2)[:phases]):
             events = [parse_event(r.value) for r in phase if r.valid]
+            events += list(extra) if number == 0 else []
             sim.feed(*sorted(events, key=lambda e: (e.occurred_at, e.event_id)))
         if phases == 2:
             sim.expire(sim.rules.pending_ttl)
