@@ -31,6 +31,7 @@ from agents.outbox import Outbox, crash_on_error
 from agents.rules import (
     Expire,
     JoinRules,
+    Released,
     Stage,
     StepResult,
     advocate_step,
@@ -362,6 +363,9 @@ async def join_emails(stream: StreamT) -> None:
 async def join_advocates(stream: StreamT) -> None:
     await _run(STAGES[Stage.ADVOCATE], stream)
 
+
+for _reason in Released:  # every series at 0 from start-up: increase() sees the first one
+    DROPPED.labels(_reason.value)
 
 _SWEEP_SECONDS = min(30.0, max(0.5, settings.pending_ttl_seconds / 10))
 

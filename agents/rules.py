@@ -57,6 +57,7 @@ __all__ = [
     "Expire",
     "Forward",
     "JoinRules",
+    "Released",
     "Stage",
     "StepResult",
     "advocate_step",
@@ -76,6 +77,21 @@ class JoinRules:
     signup_window: timedelta = timedelta(days=30)
     order_window: timedelta = timedelta(days=90)
     pending_ttl: float = 86400.0
+    clock_skew: timedelta = timedelta(seconds=300)
+    """Rule 14: every window opens this much before its start."""
+    dedup_ttl: float = 72 * 3600.0
+    """Rule 13: seconds of processing time an event id is remembered, at least."""
+
+
+class Released(StrEnum):
+    """Why an event was released without any attribution (the ``reason`` label of
+    ``refstream_events_released_total``)."""
+
+    SIGNUP_NOT_REFERRED = "signup_not_referred"
+    ORDER_NOT_REFERRED = "order_not_referred"
+    REFUND_OF_UNKNOWN_ORDER = "refund_of_unknown_order"
+    REFUND_OF_UNATTRIBUTED_ORDER = "refund_of_unattributed_order"
+    REFUND_CURRENCY_MISMATCH = "refund_currency_mismatch"
 
 
 class Stage(StrEnum):
@@ -107,8 +123,8 @@ class StepResult:
     forwards: list[Forward] = field(default_factory=list)
     advocate_totals: list[AdvocateTotals] = field(default_factory=list)
     duplicates: int = 0
-    dropped: list[str] = field(default_factory=list)
-    """Reasons for events released without any output (e.g. orders of never-referred customers)."""
+    dropped: list[Released] = field(default_factory=list)
+    """Events released without any output (e.g. orders of never-referred customers)."""
 
     def extend(self, other: StepResult) -> None:
         self.attributions.extend(other.attributions)
@@ -149,10 +165,11 @@ def _attribution(
     )
 
 
-def _within(opens: datetime, when: datetime, window: timedelta) -> bool:
-    """``opens <= when <= opens + window``, without computing ``opens + window``: near year
-    9999 that date does not exist (``OverflowError``), while the difference always does."""
-    return timedelta(0) <= when - opens <= window
+def _within(opens: datetime, when: datetime, window: timedelta, rules: JoinRules) -> bool:
+    """``opens - skew <= when <= opens + window`` (rules 3, 7 and 14), without computing
+    either bound: near years 1 and 9999 those dates do not exist (``OverflowError``), while
+    the difference always does."""
+    return -rules.clock_skew <= when - opens <= window
 
 
 def _expired(received_at: float, now: float, rules: JoinRules) -> bool:
@@ -191,13 +208,14 @@ def referral_step(
     result = StepResult()
     match message:
         case ReferralCreated():
-            if not state.remember(message.event_id) or state.referral is not None:
+            fresh = state.remember(message.event_id, now, rules.dedup_ttl)
+            if not fresh or state.referral is not None:
                 result.duplicates += 1
                 return state, result
             state.referral = message
             _reevaluate_signups(state, now, rules, result)
         case SignupCompleted():
-            if not state.remember(message.event_id):
+            if not state.remember(message.event_id, now, rules.dedup_ttl):
                 result.duplicates += 1
                 return state, result
             state.held.append(HeldSignup(received_at=now, signup=message))
@@ -258,7 +276,7 @@ def _evaluate_signup(
     advocate = referral.advocate
     if customer.id == advocate.id or customer.email == advocate.email:
         return emit(K.REFERRAL_REJECTED, "self_referral")
-    if not _within(referral.occurred_at, signup.occurred_at, rules.signup_window):
+    if not _within(referral.occurred_at, signup.occurred_at, rules.signup_window, rules):
         return emit(K.SIGNUP_UNATTRIBUTED, "window_expired")
     if state.reserved_for is None:
         state.reserved_for = customer.id
@@ -356,7 +374,7 @@ def customer_step(
         case Claim():
             _claim(state, message, now, rules, result)
         case OrderCompleted() | OrderRefunded():
-            if not state.remember(message.event_id):
+            if not state.remember(message.event_id, now, rules.dedup_ttl):
                 result.duplicates += 1
                 return state, result
             state.held.append(HeldOrderEvent(received_at=now, event=message))
@@ -428,7 +446,7 @@ def _order(
         result.duplicates += 1  # the same order under a new event id
         return True
     ref = OrderRef(order_id=order.order_id, amount=order.amount, currency=order.currency)
-    attributed = _within(state.signed_up_at, order.occurred_at, rules.order_window)
+    attributed = _within(state.signed_up_at, order.occurred_at, rules.order_window, rules)
     state.orders[order.order_id] = OrderState(
         amount=order.amount,
         currency=order.currency,
@@ -458,10 +476,10 @@ def _refund(state: CustomerState, refund: OrderRefunded, result: StepResult) -> 
     if order is None or state.referral is None:
         return False  # rule 9: a refund of an unknown order waits like any early event
     if not order.attributed:
-        result.dropped.append("refund_of_unattributed_order")
+        result.dropped.append(Released.REFUND_OF_UNATTRIBUTED_ORDER)
         return True
     if refund.currency != order.currency:
-        result.dropped.append("refund_currency_mismatch")
+        result.dropped.append(Released.REFUND_CURRENCY_MISMATCH)
         return True
     amount = min(refund.amount, MONEY.subtract(order.amount, order.refunded))
     order.refunded = MONEY.add(order.refunded, amount)
@@ -486,9 +504,9 @@ def _release_unmatched(event: OrderCompleted | OrderRefunded, result: StepResult
             )
         )  # fmt: skip
     elif isinstance(event, OrderCompleted):
-        result.dropped.append("order_not_referred")
+        result.dropped.append(Released.ORDER_NOT_REFERRED)
     else:
-        result.dropped.append("refund_of_unknown_order")
+        result.dropped.append(Released.REFUND_OF_UNKNOWN_ORDER)
 
 
 # --- email stage -----------------------------------------------------------------------------
@@ -509,34 +527,35 @@ def email_step(
                 return state, result
             state.candidates[message.referral_id] = message.occurred_at
         case SignupCompleted():
-            if not state.remember(message.event_id):
+            if not state.remember(message.event_id, now, rules.dedup_ttl):
                 result.duplicates += 1
                 return state, result
             state.held.append(HeldSignup(received_at=now, signup=message))
     waiting: list[HeldSignup] = []
     for held in state.held:
         signup = held.signup
-        match = _latest_referral_before(state.candidates, signup.occurred_at)
+        match = _latest_referral_before(state.candidates, signup.occurred_at, rules)
         if match is not None:
             routed = signup.model_copy(update={"referral_id": match})
             result.forwards.append(Forward(Stage.REFERRAL, match, routed))
         elif isinstance(message, Expire) and _expired(held.received_at, now, rules):
-            result.attributions.append(
-                _attribution(
-                    K.SIGNUP_UNATTRIBUTED, None, signup.event_id, signup.occurred_at,
-                    friend=_party(signup.customer), reason="referral_unknown",
-                )
-            )  # fmt: skip
+            # Rule 2: it named no referral and none named its email: a shop's every new
+            # customer is a signup, and most are not referred.
+            result.dropped.append(Released.SIGNUP_NOT_REFERRED)
         else:
             waiting.append(held)
     state.held = waiting
     return state, result
 
 
-def _latest_referral_before(candidates: dict[str, datetime], when: datetime) -> str | None:
-    """Rule 2: the most recent referral naming this email that opened before the signup."""
+def _latest_referral_before(
+    candidates: dict[str, datetime], when: datetime, rules: JoinRules
+) -> str | None:
+    """Rule 2: the most recent referral naming this email that opened before the signup,
+    by the clocks of rule 14 (a referral reported up to the skew after the signup counts:
+    its window, rule 3, takes that signup)."""
     best: tuple[datetime, str] | None = None
     for referral_id, opened in candidates.items():
-        if opened <= when and (best is None or (opened, referral_id) > best):
+        if opened - when <= rules.clock_skew and (best is None or (opened, referral_id) > best):
             best = (opened, referral_id)
     return best[1] if best else None

@@ -35,22 +35,40 @@ __all__ = [
     "ReferralState",
 ]
 
-SEEN_LIMIT = 256
-"""Event ids remembered per key for dedup (rule 13: bounded). Keys see few events each."""
+SEEN_LIMIT = 4096
+"""Most event ids remembered per key (rule 13: bounded), whatever their age. Keys see few
+events each; the cap only keeps a pathological key (thousands of events in the dedup TTL)
+from making its state, rewritten on every batch, grow without end."""
+_UNSTAMPED = -1.0
 
 
 class _State(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    seen: list[str] = Field(default_factory=list)
+    seen: dict[str, float] = Field(default_factory=dict)
+    """Event id → processing time it was first applied, oldest first (rule 13)."""
 
-    def remember(self, event_id: str) -> bool:
-        """Record ``event_id``; False when it was already processed (rule 1)."""
+    @field_validator("seen", mode="before")
+    @classmethod
+    def _upgrade(cls, value: object) -> object:
+        """States written before ids carried their time kept a list: those ids count as
+        seen when the key is next touched, and are kept for the whole TTL from then."""
+        return dict.fromkeys(value, _UNSTAMPED) if isinstance(value, list) else value
+
+    def remember(self, event_id: str, now: float, ttl: float) -> bool:
+        """Record ``event_id``; False when it was already processed (rule 1). Ids older
+        than ``ttl`` seconds of processing time are forgotten (rule 13)."""
         if event_id in self.seen:
             return False
-        self.seen.append(event_id)
-        if len(self.seen) > SEEN_LIMIT:
-            del self.seen[: len(self.seen) - SEEN_LIMIT]
+        self.seen[event_id] = now
+        oldest = next(iter(self.seen.values()))
+        if oldest == _UNSTAMPED or now - oldest >= ttl or len(self.seen) > SEEN_LIMIT:
+            kept = [
+                (seen_id, now if at == _UNSTAMPED else at)
+                for seen_id, at in self.seen.items()
+                if at == _UNSTAMPED or now - at < ttl
+            ]
+            self.seen = dict(kept[-SEEN_LIMIT:])
         return True
 
 

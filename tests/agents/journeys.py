@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from schemas.events import parse_event
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+SECOND = 1 / 86400
+"""In days, the unit of the builders' ``at``."""
 
 
 def ts(days: float = 0, hours: float = 0) -> str:
