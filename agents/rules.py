@@ -7,7 +7,9 @@ The join runs in three keyed stages, because no single key co-locates what a rul
 * **customer stage** (key friend customer id): first-touch claim arbitration (rule 5, first
   half), orders, refunds and totals (rules 7-10);
 * **email stage** (key normalised email): signups without ``referral_id`` matched through
-  a referral's ``friend_email`` (rule 2).
+  a referral's ``friend_email`` (rule 2);
+* **order stage** (key ``order_id``): refunds without a customer wait there until the
+  customer stage names the customer of their order (rule 9), then go on to it.
 
 Each ``*_step`` takes the key's state and one message and returns the state (updated in
 place: the caller owns it; no copy per event on the hot path) and a :class:`StepResult`.
@@ -18,10 +20,12 @@ whether its reserved friend was accepted and to serve the lookup view.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from typing import TypeVar
 
 from agents.state import (
     AdvocateRevenue,
@@ -32,6 +36,9 @@ from agents.state import (
     EmailState,
     HeldOrderEvent,
     HeldSignup,
+    KeyState,
+    OrderIndexState,
+    OrderOwner,
     OrderState,
     ReferralState,
 )
@@ -47,6 +54,7 @@ from schemas.attribution import (
 from schemas.events import (
     MONEY,
     OrderCompleted,
+    OrderCustomer,
     OrderRefunded,
     ReferralCreated,
     SignupCompleted,
@@ -63,11 +71,13 @@ __all__ = [
     "advocate_step",
     "customer_step",
     "email_step",
+    "order_step",
     "referral_step",
     "route",
 ]
 
 K = AttributionKind
+_Held = TypeVar("_Held", HeldSignup, HeldOrderEvent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +109,7 @@ class Stage(StrEnum):
     CUSTOMER = "customer"
     EMAIL = "email"
     ADVOCATE = "advocate"
+    ORDER = "order"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +124,13 @@ class Forward:
     stage: Stage
     key: str
     message: (
-        ReferralCreated | SignupCompleted | OrderCompleted | OrderRefunded | Claim | AdvocateRevenue
+        ReferralCreated
+        | SignupCompleted
+        | OrderCompleted
+        | OrderRefunded
+        | Claim
+        | AdvocateRevenue
+        | OrderOwner
     )
 
 
@@ -190,6 +207,8 @@ def route(
             return [Forward(Stage.REFERRAL, event.referral_id, event)]
         case SignupCompleted():
             return [Forward(Stage.EMAIL, event.customer.email, event)]
+        case OrderRefunded(customer=None):
+            return [Forward(Stage.ORDER, event.order_id, event)]
         case _:
             return [Forward(Stage.CUSTOMER, event.customer.id, event)]
 
@@ -208,15 +227,15 @@ def referral_step(
     result = StepResult()
     match message:
         case ReferralCreated():
-            fresh = state.remember(message.event_id, now, rules.dedup_ttl)
-            if not fresh or state.referral is not None:
+            if not _first_time(state, message.event_id, now, rules, result):
+                return state, result
+            if state.referral is not None:  # the same referral under a new event id
                 result.duplicates += 1
                 return state, result
             state.referral = message
             _reevaluate_signups(state, now, rules, result)
         case SignupCompleted():
-            if not state.remember(message.event_id, now, rules.dedup_ttl):
-                result.duplicates += 1
+            if not _first_time(state, message.event_id, now, rules, result):
                 return state, result
             state.held.append(HeldSignup(received_at=now, signup=message))
             _reevaluate_signups(state, now, rules, result)
@@ -374,8 +393,7 @@ def customer_step(
         case Claim():
             _claim(state, message, now, rules, result)
         case OrderCompleted() | OrderRefunded():
-            if not state.remember(message.event_id, now, rules.dedup_ttl):
-                result.duplicates += 1
+            if not _first_time(state, message.event_id, now, rules, result):
                 return state, result
             state.held.append(HeldOrderEvent(received_at=now, event=message))
             _reevaluate_orders(state, now, rules, result)
@@ -445,6 +463,9 @@ def _order(
     if order.order_id in state.orders:
         result.duplicates += 1  # the same order under a new event id
         return True
+    # Refunds by order only find this order's customer through the order stage (rule 9).
+    owner = OrderOwner(order_id=order.order_id, customer_id=state.customer_id)
+    result.forwards.append(Forward(Stage.ORDER, order.order_id, owner))
     ref = OrderRef(order_id=order.order_id, amount=order.amount, currency=order.currency)
     attributed = _within(state.signed_up_at, order.occurred_at, rules.order_window, rules)
     state.orders[order.order_id] = OrderState(
@@ -509,6 +530,75 @@ def _release_unmatched(event: OrderCompleted | OrderRefunded, result: StepResult
         result.dropped.append(Released.REFUND_OF_UNKNOWN_ORDER)
 
 
+# --- order stage -----------------------------------------------------------------------------
+
+
+def order_step(
+    state: OrderIndexState | None,
+    message: OrderOwner | OrderRefunded | Expire,
+    key: str,
+    now: float,
+    rules: JoinRules,
+) -> tuple[OrderIndexState, StepResult]:
+    """Rule 9: a refund without a customer waits for its order's customer, then goes to the
+    customer stage as if it had named them (where it is applied, or held, as any refund)."""
+    state = state or OrderIndexState(order_id=key)
+    result = StepResult()
+    match message:
+        case OrderOwner():
+            if state.customer_id is None:  # the first to name it keeps the order
+                state.customer_id = message.customer_id
+        case OrderRefunded():
+            if not _first_time(state, message.event_id, now, rules, result):
+                return state, result
+            state.held.append(HeldOrderEvent(received_at=now, event=message))
+
+    def send_on(held: HeldOrderEvent) -> bool:
+        if state.customer_id is None:
+            return False
+        refund = held.event.model_copy(update={"customer": OrderCustomer(id=state.customer_id)})
+        result.forwards.append(Forward(Stage.CUSTOMER, state.customer_id, refund))
+        return True
+
+    expire = isinstance(message, Expire)
+    state.held = _settle(
+        state.held, send_on, expire, now, rules, result, Released.REFUND_OF_UNKNOWN_ORDER
+    )
+    return state, result
+
+
+def _first_time(
+    state: KeyState, event_id: str, now: float, rules: JoinRules, result: StepResult
+) -> bool:
+    """Rule 1: False (and counted) when the key already applied ``event_id``."""
+    if state.remember(event_id, now, rules.dedup_ttl):
+        return True
+    result.duplicates += 1
+    return False
+
+
+def _settle(
+    held: list[_Held],
+    settle: Callable[[_Held], bool],
+    expire: bool,
+    now: float,
+    rules: JoinRules,
+    result: StepResult,
+    reason: Released,
+) -> list[_Held]:
+    """The held events ``settle`` cannot decide yet; on an expire tick, those past the
+    pending TTL are released with ``reason`` instead (rule 11)."""
+    waiting: list[_Held] = []
+    for event in held:
+        if settle(event):
+            continue
+        if expire and _expired(event.received_at, now, rules):
+            result.dropped.append(reason)
+        else:
+            waiting.append(event)
+    return waiting
+
+
 # --- email stage -----------------------------------------------------------------------------
 
 
@@ -527,24 +617,24 @@ def email_step(
                 return state, result
             state.candidates[message.referral_id] = message.occurred_at
         case SignupCompleted():
-            if not state.remember(message.event_id, now, rules.dedup_ttl):
-                result.duplicates += 1
+            if not _first_time(state, message.event_id, now, rules, result):
                 return state, result
             state.held.append(HeldSignup(received_at=now, signup=message))
-    waiting: list[HeldSignup] = []
-    for held in state.held:
-        signup = held.signup
-        match = _latest_referral_before(state.candidates, signup.occurred_at, rules)
-        if match is not None:
-            routed = signup.model_copy(update={"referral_id": match})
-            result.forwards.append(Forward(Stage.REFERRAL, match, routed))
-        elif isinstance(message, Expire) and _expired(held.received_at, now, rules):
-            # Rule 2: it named no referral and none named its email: a shop's every new
-            # customer is a signup, and most are not referred.
-            result.dropped.append(Released.SIGNUP_NOT_REFERRED)
-        else:
-            waiting.append(held)
-    state.held = waiting
+
+    def match(held: HeldSignup) -> bool:
+        referral_id = _latest_referral_before(state.candidates, held.signup.occurred_at, rules)
+        if referral_id is None:
+            return False
+        routed = held.signup.model_copy(update={"referral_id": referral_id})
+        result.forwards.append(Forward(Stage.REFERRAL, referral_id, routed))
+        return True
+
+    # Rule 2: a signup that named no referral, and whose email no referral names, is dropped:
+    # a shop's every new customer is a signup, and most are not referred.
+    expire = isinstance(message, Expire)
+    state.held = _settle(
+        state.held, match, expire, now, rules, result, Released.SIGNUP_NOT_REFERRED
+    )
     return state, result
 
 

@@ -31,6 +31,9 @@ __all__ = [
     "EmailState",
     "HeldOrderEvent",
     "HeldSignup",
+    "KeyState",
+    "OrderIndexState",
+    "OrderOwner",
     "OrderState",
     "ReferralState",
 ]
@@ -42,7 +45,9 @@ from making its state, rewritten on every batch, grow without end."""
 _UNSTAMPED = -1.0
 
 
-class _State(BaseModel):
+class KeyState(BaseModel):
+    """What every stage's state has: the event ids it applied (rules 1 and 13)."""
+
     model_config = ConfigDict(extra="ignore")
 
     seen: dict[str, float] = Field(default_factory=dict)
@@ -108,6 +113,14 @@ class Claim(BaseModel):
     referral: ClaimedReferral
 
 
+class OrderOwner(BaseModel):
+    """Customer stage → order stage: the order of a referred friend, and whose it is."""
+
+    type: str = "order.owner"
+    order_id: str
+    customer_id: str
+
+
 class AdvocateRevenue(BaseModel):
     """Referral stage → advocate stage: one referral's revenue as of an attribution event."""
 
@@ -126,7 +139,7 @@ class AdvocateRevenue(BaseModel):
         return advocate
 
 
-class AdvocateState(_State):
+class AdvocateState(KeyState):
     """Keyed by advocate id: the latest revenue of each of the advocate's referrals."""
 
     advocate_id: str
@@ -138,7 +151,7 @@ class AdvocateState(_State):
         return None
 
 
-class ReferralState(_State):
+class ReferralState(KeyState):
     """Keyed by referral_id: the referral, signups waiting for it, its friend slot, its view."""
 
     referral_id: str
@@ -166,7 +179,7 @@ class OrderState(BaseModel):
     attributed: bool
 
 
-class CustomerState(_State):
+class CustomerState(KeyState):
     """Keyed by customer id: the friend's accepted claim, orders, refunds and totals."""
 
     customer_id: str
@@ -196,12 +209,24 @@ class CustomerState(_State):
         return Totals(orders=count, revenue=revenue_text)
 
 
-class EmailState(_State):
+class EmailState(KeyState):
     """Keyed by normalised friend email: referrals naming it, signups without referral_id."""
 
     email: str
     candidates: dict[str, Timestamp] = Field(default_factory=dict)
     held: list[HeldSignup] = Field(default_factory=list)
+
+    def oldest_hold(self) -> float | None:
+        return min((h.received_at for h in self.held), default=None)
+
+
+class OrderIndexState(KeyState):
+    """Keyed by order_id: the customer of a referred friend's order, and refunds without a
+    customer waiting to learn it (rule 9)."""
+
+    order_id: str
+    customer_id: str | None = None
+    held: list[HeldOrderEvent] = Field(default_factory=list)
 
     def oldest_hold(self) -> float | None:
         return min((h.received_at for h in self.held), default=None)

@@ -16,6 +16,7 @@ from agents.rules import (
     advocate_step,
     customer_step,
     email_step,
+    order_step,
     referral_step,
     route,
 )
@@ -26,6 +27,7 @@ STEPS = {
     Stage.CUSTOMER: customer_step,
     Stage.EMAIL: email_step,
     Stage.ADVOCATE: advocate_step,
+    Stage.ORDER: order_step,
 }
 
 

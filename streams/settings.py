@@ -42,6 +42,7 @@ class Topics(BaseSettings):
     by_customer: str = "refstream-join-by-customer"
     by_email: str = "refstream-join-by-email"
     by_advocate: str = "refstream-join-by-advocate"
+    by_order: str = "refstream-join-by-order"
     advocate_totals: str = "refstream-advocate-totals"
 
 

@@ -240,6 +240,54 @@ def test_refund_before_its_order_is_held(sim):
     assert sim.view("ref_1")["totals"] == {"orders": 1, "revenue": {"EUR": "40.00"}}
 
 
+def test_refund_by_order_only_finds_the_customer_through_the_order(sim):
+    sim.feed(referral(), signup(), order(), refund(cus=None, amount="9.90"))
+    assert [k for k, _, _ in sim.kinds()] == [
+        "friend_signed_up", "referral_converted", "order_refunded",
+    ]  # fmt: skip
+    refunded = sim.emitted[-1]
+    assert refunded.friend.id == "cus_bob" and str(refunded.order.amount) == "9.90"
+    assert sim.view("ref_1")["totals"] == {"orders": 1, "revenue": {"EUR": "40.00"}}
+    assert sim.advocate_totals["cus_adv"].referral_revenue_generated == {"EUR": "40.00"}
+
+
+def test_refund_by_order_only_waits_for_its_order_and_the_friend(sim):
+    sim.feed(refund(cus=None, amount="9.90"), refund(cus=None, amount="5.00"))
+    sim.feed(order(), referral())
+    assert sim.emitted == []
+    assert len(sim.tables["order"]["ord_1"].held) == 2
+    sim.feed(signup())
+    assert [k for k, _, _ in sim.kinds()] == [
+        "friend_signed_up", "referral_converted", "order_refunded", "order_refunded",
+    ]  # fmt: skip
+    assert sim.view("ref_1")["totals"] == {"orders": 1, "revenue": {"EUR": "35.00"}}
+    assert sim.tables["order"]["ord_1"].held == []
+
+
+def test_refund_by_order_only_is_deduplicated(sim):
+    sim.feed(refund(cus=None, amount="9.90"))
+    sim.feed(referral(), signup(), order(), refund(cus=None, amount="9.90"))
+    sim.feed(refund(cus=None, amount="9.90"))
+    assert [k for k, _, _ in sim.kinds()].count("order_refunded") == 1
+    assert sim.duplicates == 2
+
+
+def test_refund_by_order_only_of_an_unknown_order_is_dropped_after_the_ttl(sim):
+    sim.feed(order("ord_stranger", cus="cus_stranger"), refund("ord_stranger", cus=None))
+    sim.expire(TTL - 1)
+    assert sim.dropped == []
+    sim.expire(1)
+    assert sim.emitted == []
+    assert sorted(sim.dropped) == ["order_not_referred", "refund_of_unknown_order"]
+    assert sim.tables["order"]["ord_stranger"].held == []
+
+
+def test_refund_by_order_only_of_an_order_outside_the_window_is_dropped(sim):
+    sim.feed(referral(), signup(at=1), order(at=100), refund(cus=None, at=101))
+    assert [k for k, _, _ in sim.kinds()][-1] == "order_unattributed"
+    assert sim.dropped == ["refund_of_unattributed_order"]
+
+
 # Rule 11: every arrival order gives the same result -------------------------------------------
 JOURNEY = [referral(), signup(), order(), refund(amount="9.90")]
 
@@ -255,12 +303,34 @@ def test_every_arrival_order_gives_the_same_final_state(order_):
     assert [a.content_key() for a in sim.emitted] == [a.content_key() for a in baseline.emitted]
 
 
+# Rules 9 and 14: a referral reported after the signup (ReferralCandy), an order a minute
+# before the signup (another clock), a refund by order only.
+SKEWED = [
+    referral(at=1 + 120 * SECOND), signup(ref=None, at=1), order(at=1 - 60 * SECOND),
+    refund(cus=None, amount="9.90"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("order_", list(itertools.permutations(range(4))), ids=str)
+def test_every_arrival_order_of_a_skewed_journey_gives_the_same_final_state(order_):
+    baseline = JoinSim(rules=JoinRules(pending_ttl=TTL))
+    baseline.feed(*sorted(SKEWED, key=lambda e: e.occurred_at))
+    sim = JoinSim(rules=JoinRules(pending_ttl=TTL))
+    sim.feed(*(SKEWED[i] for i in order_))
+    sim.expire(TTL)
+    assert sim.view("ref_1") == baseline.view("ref_1")
+    assert sim.view("ref_1")["totals"] == {"orders": 1, "revenue": {"EUR": "40.00"}}
+    assert [a.content_key() for a in sim.emitted] == [a.content_key() for a in baseline.emitted]
+    assert sim.dropped == []
+
+
 def test_two_journeys_interleaved_in_every_order_of_signups_and_orders():
     events = [
         referral("ref_1"), referral("ref_2", adv="cus_a2", adv_email="a2@example.com",
                                     friend_email="eve@example.com"),
         signup("ref_1"), signup(None, cus="cus_eve", email="eve@example.com", at=1.5),
         order("o1", at=3), order("o2", cus="cus_eve", at=4, amount="7"),
+        refund("o2", cus=None, amount="2"),
     ]  # fmt: skip
     results = set()
     for perm in itertools.permutations(events):
@@ -322,15 +392,16 @@ def test_dedup_memory_forgets_ids_older_than_its_ttl():
     assert list(sim.tables["customer"]["cus_bob"].seen) == ["evt_f_o1_1.00"]
 
 
-def test_dedup_memory_per_key_is_bounded(sim):
-    from agents.state import SEEN_LIMIT
+def test_dedup_memory_per_key_is_bounded(sim, monkeypatch):
+    from agents import state
 
+    assert state.SEEN_LIMIT >= 4096
+    monkeypatch.setattr(state, "SEEN_LIMIT", 16)  # the same code path, 250 times faster
     sim.feed(referral(), signup())
-    for i in range(SEEN_LIMIT + 50):
+    for i in range(16 + 50):
         sim.feed(order(f"o{i}", at=2))
     seen = sim.tables["customer"]["cus_bob"].seen
-    assert len(seen) == SEEN_LIMIT
-    assert list(seen)[-1] == f"evt_o_o{SEEN_LIMIT + 49}"  # the oldest go first
+    assert list(seen) == [f"evt_o_o{i}" for i in range(50, 66)]  # the oldest go first
 
 
 def test_ids_remembered_before_they_carried_their_time_are_kept_a_full_ttl(sim):
