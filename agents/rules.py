@@ -1,6 +1,6 @@
 """The attribution rules (attribution-rules.md) as pure functions; nothing here imports Faust.
 
-The join runs in three keyed stages, because no single key co-locates what a rule compares:
+The join runs in keyed stages, because no single key co-locates what a rule compares:
 
 * **referral stage** (key ``referral_id``): the referral, signups waiting for it, the window
   and self-referral checks, and the referral's single friend slot (rule 5, second half);

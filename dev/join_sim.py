@@ -1,4 +1,4 @@
-"""The join's three stages wired in memory, in the same way the Faust agents wire them.
+"""The join's stages wired in memory, in the same way the Faust agents wire them.
 
 Used by the rule tests to drive whole journeys through the pure step functions: ingest
 routing, forwards between stages, and attribution events fed back to the referral stage.
