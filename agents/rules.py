@@ -621,7 +621,7 @@ def email_step(
                 return state, result
             state.held.append(HeldSignup(received_at=now, signup=message))
 
-    def match(held: HeldSignup) -> bool:
+    def to_referral(held: HeldSignup) -> bool:
         referral_id = _latest_referral_before(state.candidates, held.signup.occurred_at, rules)
         if referral_id is None:
             return False
@@ -633,7 +633,7 @@ def email_step(
     # a shop's every new customer is a signup, and most are not referred.
     expire = isinstance(message, Expire)
     state.held = _settle(
-        state.held, match, expire, now, rules, result, Released.SIGNUP_NOT_REFERRED
+        state.held, to_referral, expire, now, rules, result, Released.SIGNUP_NOT_REFERRED
     )
     return state, result
 
