@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import orjson
 import pytest
 
 from agents.rules import JoinRules
@@ -411,8 +412,8 @@ def test_ids_remembered_before_they_carried_their_time_are_kept_a_full_ttl(sim):
 
     sim.feed(referral(), signup(), order("o1"))
     stored = sim.tables["customer"]["cus_bob"].model_dump(mode="json")
-    stored["seen"] = list(stored["seen"])
-    sim.tables["customer"]["cus_bob"] = CustomerState.model_validate(stored)
+    stored["seen"] = list(stored["seen"])  # as the table holds it: JSON
+    sim.tables["customer"]["cus_bob"] = CustomerState.model_validate_json(orjson.dumps(stored))
     sim.now += 100 * HOUR
     sim.feed(order("o2"))
     assert sim.tables["customer"]["cus_bob"].seen == {"evt_o_o1": sim.now, "evt_o_o2": sim.now}
