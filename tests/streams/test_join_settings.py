@@ -35,3 +35,12 @@ def test_a_bad_value_is_refused_naming_the_variable(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigurationError, match=f"^{name}: "):
         load_settings()
+
+
+def test_every_join_stage_applies_the_workers_rules():
+    from agents.join import STAGES
+    from agents.rules import Stage
+    from streams.app import settings
+
+    assert set(STAGES) == set(Stage)
+    assert all(stage.rules == settings.join_rules for stage in STAGES.values())
