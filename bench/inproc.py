@@ -14,10 +14,13 @@ import asyncio
 import cProfile
 import pstats
 import time
+from collections import Counter
 from collections.abc import Callable
 from functools import partial
 from types import SimpleNamespace
 from typing import Any
+
+from faust.types import TP
 
 import agents.outbox
 from agents.ingest import InputRecord, ingest_batch
@@ -65,11 +68,19 @@ class MemoryTable:
         self.data.update((key, value) for key, value, _ in items)
 
 
+_NEXT_OFFSET: Counter[TP] = Counter()
+
+
 def _event(topic: str, partition: int, key: bytes | None, value: bytes | None) -> Any:
-    """What the agents read of a Faust event."""
+    """What the agents read of a Faust event; each partition's offsets follow on, as a stage
+    requires (``JoinStage.in_order``)."""
+    tp = TP(topic, partition)
+    offset = _NEXT_OFFSET[tp]
+    _NEXT_OFFSET[tp] += 1
     message = SimpleNamespace(
-        topic=topic, partition=partition, offset=0, key=key, value=value, timestamp=time.time()
-    )
+        topic=topic, partition=partition, tp=tp, offset=offset, key=key, value=value,
+        timestamp=time.time(),
+    )  # fmt: skip
     return SimpleNamespace(message=message)
 
 
@@ -109,7 +120,7 @@ async def run(events: int, profiler: cProfile.Profile | None = None) -> dict[str
             if not pending:
                 break
             for stage, records in pending.items():
-                batch = [_event("", r.partition or 0, None, r.value) for r in records]
+                batch = [_event(stage, r.partition or 0, None, r.value) for r in records]
                 await STAGES[Stage(stage)].process(batch, outbox)
         stage_seconds += time.perf_counter() - began
     if profiler is not None:
