@@ -32,7 +32,7 @@ from dev.generator import Workload
 from dev.kafka_io import create_topics, produce, read_topic
 from dev.latency import CRM_KINDS, JOINED, delivery_latencies, percentile
 from dev.worker import WorkerProcess
-from schemas.events import OrderRefunded, parse_event
+from schemas.events import parse_event
 
 TTL_SECONDS = 8
 
@@ -184,8 +184,7 @@ async def _latency_summary(servers: str, records: list, emulators: RunningEmulat
 async def _through_gateway(gateway: GatewayProcess, servers: str, count: int) -> list:
     """Send ``count`` referred purchases as signed webhooks, each twice; return the events
     the gateway published (read back from the input topics, by their ``gateway.source``)."""
-    refunds = not OrderRefunded.model_fields["customer"].is_required()  # gateway.md §11.3
-    requests = platform_journeys(Signer(), count, time.time() - 86400, refunds)
+    requests = platform_journeys(Signer(), count, time.time() - 86400)
     async with aiohttp.ClientSession() as session:
         for request in requests * 2:
             async with session.post(gateway.url + request.path, data=request.body,

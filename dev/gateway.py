@@ -111,12 +111,12 @@ class GatewayProcess(WorkerProcess):
         }
 
 
-def platform_journeys(signer: Signer, count: int, base: float, refunds: bool) -> list:
+def platform_journeys(signer: Signer, count: int, base: float) -> list:
     """``count`` referred friends as the platforms report them: ReferralCandy's referral,
     the friend's Shopify customer, and one order each, from Shopify (``orders/create`` and
     ``orders/paid``: two notifications of one fact) or, every third, a Stripe Checkout
-    Session; every fifth is partly refunded when ``refunds`` (customer-less refunds,
-    gateway.md §11.3). Event times start at ``base`` (Unix seconds)."""
+    Session; every fifth is partly refunded (by order only, as the platforms refund).
+    Event times start at ``base`` (Unix seconds)."""
     requests = []
     for j in range(count):
         t = int(base) + j * 60
@@ -136,7 +136,7 @@ def platform_journeys(signer: Signer, count: int, base: float, refunds: bool) ->
                 "payment_intent": f"pi_demo_{j}", "amount_total": amount * 100, "currency": "eur",
                 "customer_details": {"email": friend},
             }, "checkout.session.completed")))  # fmt: skip
-            if refunds and j % 5 == 0:
+            if j % 5 == 0:
                 requests.append(signer.stripe(_stripe_event(f"evt_demo_r{j}", t + 90, {
                     "id": f"re_demo_{j}", "object": "refund", "payment_intent": f"pi_demo_{j}",
                     "amount": 500, "currency": "eur", "created": t + 90, "status": "succeeded",
@@ -147,7 +147,7 @@ def platform_journeys(signer: Signer, count: int, base: float, refunds: bool) ->
                  "currency": "USD", "customer": customer}  # fmt: skip
         requests.append(signer.shopify("orders/create", order))
         requests.append(signer.shopify("orders/paid", order))
-        if refunds and j % 5 == 0:
+        if j % 5 == 0:
             requests.append(signer.shopify("refunds/create", {
                 "id": 7_000_000 + j, "order_id": order["id"], "created_at": _rfc3339(t + 90),
                 "transactions": [{"kind": "refund", "status": "success", "amount": "5.00",

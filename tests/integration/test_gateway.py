@@ -20,7 +20,7 @@ from dev.gateway import Signer
 from dev.join_sim import JoinSim
 from dev.kafka_io import read_topic
 from gateway.ids import email_id
-from schemas.events import OrderRefunded, parse_event
+from schemas.events import parse_event
 from tests.gateway import vectors as v
 
 from .gateway_helpers import published, send, start_gateway
@@ -36,10 +36,6 @@ VECTOR_SECRETS = {
     "REFSTREAM_GATEWAY_REWARDFUL_SECRET": v.REWARDFUL_SECRET,
     "REFSTREAM_GATEWAY_INTERNAL_SECRET": v.INTERNAL_SECRET,
 }
-CUSTOMERLESS_REFUNDS = not OrderRefunded.model_fields["customer"].is_required()
-"""gateway.md §11.3 (branch ``joinrules``): until a refund may come without ``customer``,
-the worker's validator refuses the Shopify and Stripe refunds, and the gateway dead-letters
-them (schema_invalid) as the contract it runs against says."""
 
 
 def values(records) -> list[dict]:
@@ -316,17 +312,10 @@ async def test_end_to_end_every_webhook_three_times(sink_pipeline, emulators):
                 status, answer = await send(session, gateway, signer.resigned(request))
                 assert status == 200, answer
                 outcomes[(request.source, answer.get("reason") or answer["outcome"])] += 1
-    refund_outcome = "published" if CUSTOMERLESS_REFUNDS else "schema_invalid"
-    assert outcomes == Counter(
-        {
-            ("referralcandy", "published"): 3,
-            ("shopify", "published"): 3 * 5,
-            ("shopify", refund_outcome): 3,
-            ("rewardful", "published"): 6,
-            ("stripe", "published"): 6,
-            ("stripe", refund_outcome): 3,
-        }
-    )
+    assert outcomes == Counter({
+        ("referralcandy", "published"): 3, ("shopify", "published"): 3 * 6,
+        ("rewardful", "published"): 6, ("stripe", "published"): 3 * 3,
+    })  # fmt: skip
 
     # What the gateway published, fed to the rules' in-memory model, is what must come out.
     inputs = []
@@ -336,17 +325,11 @@ async def test_end_to_end_every_webhook_three_times(sink_pipeline, emulators):
     expected.feed(*sorted(inputs, key=lambda e: (e.occurred_at, e.event_id)))
     expected.expire(1.0)
     kinds = Counter(kind for kind, _, _ in expected.kinds())
-    # Eve was never referred: signup_unattributed under today's rule 2, dropped without an
-    # attribution once its amendment (gateway.md §11.6, branch joinrules) is merged. The
-    # exact comparison with the worker below follows the rules of the tree either way.
-    assert kinds.pop("signup_unattributed", 0) <= 1
-    refunded = 2 if CUSTOMERLESS_REFUNDS else 0
+    # The refunds carry no customer: the join finds it through order_id (gateway.md §11.3).
     assert kinds == Counter(
-        friend_signed_up=2,
-        referral_converted=2,
-        order_attributed=1,
-        **({"order_refunded": refunded} if refunded else {}),
+        friend_signed_up=2, referral_converted=2, order_attributed=1, order_refunded=2
     )
+    assert "signup_not_referred" in expected.dropped  # Eve, never referred (§11.6)
     friends = {a.friend.id for a in expected.emitted if a.kind.value == "friend_signed_up"}
     assert friends == {email_id("bob@example.com"), email_id("carol@example.com")}
 
