@@ -19,7 +19,7 @@ from gateway.pipeline import dead_letter, prepare, received_at
 from gateway.publisher import Publisher
 from gateway.settings import GatewaySettings
 from gateway.sources import SOURCES, Ignored, Source, Unmappable, WebhookRequest
-from streams.settings import Settings
+from streams.settings import BrokerCompat, Settings
 
 __all__ = ["RUNNER_OPTIONS", "Gateway", "serve"]
 
@@ -228,7 +228,13 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
 async def serve(settings: Settings, gateway: GatewaySettings) -> None:
     """Run one gateway process until SIGTERM or SIGINT."""
     t = settings.topics
-    publisher = Publisher(settings.kafka, [t.referrals, t.signups, t.orders, t.dlq_gateway])
+    options = {}
+    if settings.broker_compat is BrokerCompat.TANSU:  # broker-tansu.md, as the worker's producer
+        from streams.tansu import PRODUCER_REQUEST_TIMEOUT_MS
+
+        options["request_timeout_ms"] = PRODUCER_REQUEST_TIMEOUT_MS
+    topics = [t.referrals, t.signups, t.orders, t.dlq_gateway]
+    publisher = Publisher(settings.kafka, topics, **options)
     service = Gateway(settings, gateway, publisher)
     runner = web.AppRunner(service.app(), **RUNNER_OPTIONS)
     await runner.setup()
