@@ -114,7 +114,7 @@ class Source(abc.ABC):
     def map(self, request: WebhookRequest) -> Mapped | Ignored:
         """The canonical events of a verified request; raises :class:`Unmappable`."""
 
-    def person(self, platform_id: str | None, email: str | None) -> dict[str, Any]:
+    def person(self, platform_id: str | None, email: object) -> dict[str, Any]:
         return person(self.settings.identity, platform_id, email)
 
 
@@ -137,8 +137,10 @@ def outcome(
     return Mapped(result if isinstance(result, list) else [result], vendor_event, delivery_id)
 
 
-def person(identity: Identity, platform_id: str | None, email: str | None) -> dict[str, Any]:
-    """``id`` (and ``platform_id``) of a customer or advocate per gateway.md §11.2."""
+def person(identity: Identity, platform_id: str | None, email: object) -> dict[str, Any]:
+    """``id`` (and ``platform_id``) of a customer or advocate per gateway.md §11.2. An email
+    that is not text derives nothing: the event then fails validation (dead letter)."""
+    email = email if isinstance(email, str) and email.strip() else None
     if identity is Identity.EMAIL and email:
         return {"id": email_id(email), "platform_id": platform_id}
     if platform_id:
