@@ -126,28 +126,7 @@ class Gateway:
         try:
             prepared = prepare(source, webhook, self.settings.topics, received)
         except Unmappable as exc:
-            letter = dead_letter(source, webhook, exc, self.settings.topics.dlq_gateway, received)
-            if not await self.publisher.publish([letter], timeout):
-                return self._unavailable(source, started, "dlq_not_acked")
-            metrics.DLQ.labels(source.name, exc.reason).inc()
-            fields = {"reason": exc.reason, "delivery_id": exc.delivery_id}
-            if source.vendor:
-                return self._answer(
-                    source,
-                    started,
-                    200,
-                    "dead_lettered",
-                    {"outcome": "dead_lettered", "reason": exc.reason},
-                    **fields,
-                )
-            body_out: dict = {
-                "outcome": "invalid",
-                "reason": exc.reason,
-                "message": exc.message[:300],
-            }
-            if exc.failures:
-                body_out["errors"] = [{"index": i, "reason": r} for i, r in exc.failures]
-            return self._answer(source, started, 400, "invalid", body_out, **fields)
+            return await self._dead_letter(source, webhook, exc, received, started)
         if isinstance(prepared, Ignored):
             ignored = {"outcome": "ignored", "reason": prepared.reason}
             return self._answer(
@@ -172,6 +151,29 @@ class Gateway:
             delivery_id=prepared.delivery_id,
             events=len(prepared.records),
         )
+
+    async def _dead_letter(
+        self,
+        source: Source,
+        webhook: WebhookRequest,
+        exc: Unmappable,
+        received: str,
+        started: float,
+    ) -> web.Response:
+        """The raw body into the DLQ, then 200 ``dead_lettered`` (vendor sources, §11.1) or
+        400 with the failing indexes (canonical endpoint); 503 if the DLQ does not ack."""
+        letter = dead_letter(source, webhook, exc, self.settings.topics.dlq_gateway, received)
+        if not await self.publisher.publish([letter], self.gateway.ack_timeout_seconds):
+            return self._unavailable(source, started, "dlq_not_acked")
+        metrics.DLQ.labels(source.name, exc.reason).inc()
+        fields = {"reason": exc.reason, "delivery_id": exc.delivery_id}
+        if source.vendor:
+            answer = {"outcome": "dead_lettered", "reason": exc.reason}
+            return self._answer(source, started, 200, "dead_lettered", answer, **fields)
+        invalid: dict = {"outcome": "invalid", "reason": exc.reason, "message": exc.message[:300]}
+        if exc.failures:
+            invalid["errors"] = [{"index": i, "reason": r} for i, r in exc.failures]
+        return self._answer(source, started, 400, "invalid", invalid, **fields)
 
     def _answer(
         self,
