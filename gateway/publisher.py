@@ -62,7 +62,11 @@ class Publisher:
                         linger_ms=1,
                         request_timeout_ms=self._request_timeout_ms,
                     )
-                    await producer.start()
+                    try:
+                        await producer.start()
+                    except BaseException:
+                        await producer.stop()  # its client's connections and tasks
+                        raise
                     self._producer = producer
                 for topic in self._topics:
                     if not await self._producer.partitions_for(topic):

@@ -340,3 +340,27 @@ async def test_health_ready_and_metrics(server, publisher):
         assert family in text
     assert 'refstream_gateway_requests_total{outcome="unauthorized",source="rewardful"}' in text
     assert "bob" not in text.lower()
+
+
+async def test_without_a_broker_it_is_not_ready_and_answers_503():
+    """The real producer, pointed at a port nobody listens on: the gateway starts anyway,
+    ``/readyz`` is 503 and a verified webhook is 503 with Retry-After (the platform retries)."""
+    from dev.broker import free_port
+    from gateway.publisher import Publisher
+    from streams.connection import KafkaConnection, KafkaSecurity
+
+    publisher = Publisher(KafkaConnection(f"127.0.0.1:{free_port()}", KafkaSecurity()), ["x"])
+    connecting = asyncio.create_task(publisher.run())
+    gateway = Gateway(Settings(), gateway_settings(), publisher)
+    server = await started(gateway)
+    try:
+        async with aiohttp.ClientSession() as session, session.get(server.make_url("/readyz")) as r:
+            assert r.status == 503
+        status, answer, headers = await post(
+            server, "/v1/webhooks/shopify", v.SHOPIFY_ORDER, shopify_headers(v.SHOPIFY_ORDER)
+        )
+        assert (status, answer, headers["Retry-After"]) == (503, {"outcome": "unavailable"}, "30")
+    finally:
+        await server.close()
+        connecting.cancel()
+        await publisher.stop()
