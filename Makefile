@@ -42,6 +42,7 @@ $(BENCH_STAMP): $(STAMP)
 	touch $(BENCH_STAMP)
 
 # Not part of `make test`: about 30 minutes on 2 cores; prints a table, writes bench-results.json.
+# One section: make bench BENCH_ARGS="--only gateway" (needs wrk: apt-get install wrk).
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 

@@ -31,11 +31,13 @@ from agents.outbox import Outbox, crash_on_error
 from agents.rules import (
     Expire,
     JoinRules,
+    Released,
     Stage,
     StepResult,
     advocate_step,
     customer_step,
     email_step,
+    order_step,
     referral_step,
 )
 from agents.state import (
@@ -44,6 +46,8 @@ from agents.state import (
     Claim,
     CustomerState,
     EmailState,
+    OrderIndexState,
+    OrderOwner,
     ReferralState,
 )
 from schemas.attribution import AttributionEvent
@@ -52,7 +56,14 @@ from streams import tables
 from streams.app import app, producer, settings
 from streams.metrics import DROPPED, EVENTS, PENDING
 from streams.tables import DurableTable
-from streams.topics import STAGE_TOPICS, by_advocate, by_customer, by_email, by_referral
+from streams.topics import (
+    STAGE_TOPICS,
+    by_advocate,
+    by_customer,
+    by_email,
+    by_order,
+    by_referral,
+)
 
 __all__ = ["STAGES", "BadMessage", "JoinStage", "SkippedRecords", "decode_entry"]
 
@@ -66,6 +77,7 @@ _MESSAGES: dict[str, type[BaseModel]] = {
     "order.refunded": OrderRefunded,
     "claim": Claim,
     "advocate.revenue": AdvocateRevenue,
+    "order.owner": OrderOwner,
     envelopes.ATTRIBUTION: AttributionEvent,
 }
 _SOURCE_TOPIC = {
@@ -79,6 +91,7 @@ _ACCEPTS: dict[Stage, tuple[type, ...]] = {
     Stage.CUSTOMER: (Claim, OrderCompleted, OrderRefunded, Expire),
     Stage.EMAIL: (ReferralCreated, SignupCompleted, Expire),
     Stage.ADVOCATE: (AdvocateRevenue,),  # never holds anything: never ticked
+    Stage.ORDER: (OrderOwner, OrderRefunded, Expire),
 }
 """The messages each stage's step function takes; any other is a bad internal message."""
 _LATEST_TIMESTAMP = 253402300799.0  # 9999-12-31T23:59:59Z: the producer's int64 milliseconds
@@ -321,6 +334,7 @@ STAGES: dict[Stage, JoinStage] = {
     Stage.CUSTOMER: _stage(Stage.CUSTOMER, tables.customers, customer_step, CustomerState),
     Stage.EMAIL: _stage(Stage.EMAIL, tables.emails, email_step, EmailState),
     Stage.ADVOCATE: _stage(Stage.ADVOCATE, tables.advocates, advocate_step, AdvocateState),
+    Stage.ORDER: _stage(Stage.ORDER, tables.orders, order_step, OrderIndexState),
 }
 
 
@@ -362,6 +376,14 @@ async def join_emails(stream: StreamT) -> None:
 async def join_advocates(stream: StreamT) -> None:
     await _run(STAGES[Stage.ADVOCATE], stream)
 
+
+@app.agent(by_order, concurrency=1)
+async def join_orders(stream: StreamT) -> None:
+    await _run(STAGES[Stage.ORDER], stream)
+
+
+for _reason in Released:  # every series at 0 from start-up: increase() sees the first one
+    DROPPED.labels(_reason.value)
 
 _SWEEP_SECONDS = min(30.0, max(0.5, settings.pending_ttl_seconds / 10))
 

@@ -1,13 +1,15 @@
 """The attribution rules (attribution-rules.md) as pure functions; nothing here imports Faust.
 
-The join runs in three keyed stages, because no single key co-locates what a rule compares:
+The join runs in keyed stages, because no single key co-locates what a rule compares:
 
 * **referral stage** (key ``referral_id``): the referral, signups waiting for it, the window
   and self-referral checks, and the referral's single friend slot (rule 5, second half);
 * **customer stage** (key friend customer id): first-touch claim arbitration (rule 5, first
   half), orders, refunds and totals (rules 7-10);
 * **email stage** (key normalised email): signups without ``referral_id`` matched through
-  a referral's ``friend_email`` (rule 2).
+  a referral's ``friend_email`` (rule 2);
+* **order stage** (key ``order_id``): refunds without a customer wait there until the
+  customer stage names the customer of their order (rule 9), then go on to it.
 
 Each ``*_step`` takes the key's state and one message and returns the state (updated in
 place: the caller owns it; no copy per event on the hot path) and a :class:`StepResult`.
@@ -18,10 +20,12 @@ whether its reserved friend was accepted and to serve the lookup view.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from typing import TypeVar
 
 from agents.state import (
     AdvocateRevenue,
@@ -32,6 +36,9 @@ from agents.state import (
     EmailState,
     HeldOrderEvent,
     HeldSignup,
+    KeyState,
+    OrderIndexState,
+    OrderOwner,
     OrderState,
     ReferralState,
 )
@@ -47,6 +54,7 @@ from schemas.attribution import (
 from schemas.events import (
     MONEY,
     OrderCompleted,
+    OrderCustomer,
     OrderRefunded,
     ReferralCreated,
     SignupCompleted,
@@ -57,16 +65,19 @@ __all__ = [
     "Expire",
     "Forward",
     "JoinRules",
+    "Released",
     "Stage",
     "StepResult",
     "advocate_step",
     "customer_step",
     "email_step",
+    "order_step",
     "referral_step",
     "route",
 ]
 
 K = AttributionKind
+_Held = TypeVar("_Held", HeldSignup, HeldOrderEvent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +87,21 @@ class JoinRules:
     signup_window: timedelta = timedelta(days=30)
     order_window: timedelta = timedelta(days=90)
     pending_ttl: float = 86400.0
+    clock_skew: timedelta = timedelta(seconds=300)
+    """Rule 14: every window opens this much before its start."""
+    dedup_ttl: float = 72 * 3600.0
+    """Rule 13: seconds of processing time an event id is remembered, at least."""
+
+
+class Released(StrEnum):
+    """Why an event was released without any attribution (the ``reason`` label of
+    ``refstream_events_released_total``)."""
+
+    SIGNUP_NOT_REFERRED = "signup_not_referred"
+    ORDER_NOT_REFERRED = "order_not_referred"
+    REFUND_OF_UNKNOWN_ORDER = "refund_of_unknown_order"
+    REFUND_OF_UNATTRIBUTED_ORDER = "refund_of_unattributed_order"
+    REFUND_CURRENCY_MISMATCH = "refund_currency_mismatch"
 
 
 class Stage(StrEnum):
@@ -83,6 +109,7 @@ class Stage(StrEnum):
     CUSTOMER = "customer"
     EMAIL = "email"
     ADVOCATE = "advocate"
+    ORDER = "order"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +124,13 @@ class Forward:
     stage: Stage
     key: str
     message: (
-        ReferralCreated | SignupCompleted | OrderCompleted | OrderRefunded | Claim | AdvocateRevenue
+        ReferralCreated
+        | SignupCompleted
+        | OrderCompleted
+        | OrderRefunded
+        | Claim
+        | AdvocateRevenue
+        | OrderOwner
     )
 
 
@@ -107,8 +140,8 @@ class StepResult:
     forwards: list[Forward] = field(default_factory=list)
     advocate_totals: list[AdvocateTotals] = field(default_factory=list)
     duplicates: int = 0
-    dropped: list[str] = field(default_factory=list)
-    """Reasons for events released without any output (e.g. orders of never-referred customers)."""
+    dropped: list[Released] = field(default_factory=list)
+    """Events released without any output (e.g. orders of never-referred customers)."""
 
     def extend(self, other: StepResult) -> None:
         self.attributions.extend(other.attributions)
@@ -149,10 +182,11 @@ def _attribution(
     )
 
 
-def _within(opens: datetime, when: datetime, window: timedelta) -> bool:
-    """``opens <= when <= opens + window``, without computing ``opens + window``: near year
-    9999 that date does not exist (``OverflowError``), while the difference always does."""
-    return timedelta(0) <= when - opens <= window
+def _within(opens: datetime, when: datetime, window: timedelta, rules: JoinRules) -> bool:
+    """``opens - skew <= when <= opens + window`` (rules 3, 7 and 14), without computing
+    either bound: near years 1 and 9999 those dates do not exist (``OverflowError``), while
+    the difference always does."""
+    return -rules.clock_skew <= when - opens <= window
 
 
 def _expired(received_at: float, now: float, rules: JoinRules) -> bool:
@@ -173,6 +207,8 @@ def route(
             return [Forward(Stage.REFERRAL, event.referral_id, event)]
         case SignupCompleted():
             return [Forward(Stage.EMAIL, event.customer.email, event)]
+        case OrderRefunded(customer=None):
+            return [Forward(Stage.ORDER, event.order_id, event)]
         case _:
             return [Forward(Stage.CUSTOMER, event.customer.id, event)]
 
@@ -191,14 +227,15 @@ def referral_step(
     result = StepResult()
     match message:
         case ReferralCreated():
-            if not state.remember(message.event_id) or state.referral is not None:
+            if not _first_time(state, message.event_id, now, rules, result):
+                return state, result
+            if state.referral is not None:  # the same referral under a new event id
                 result.duplicates += 1
                 return state, result
             state.referral = message
             _reevaluate_signups(state, now, rules, result)
         case SignupCompleted():
-            if not state.remember(message.event_id):
-                result.duplicates += 1
+            if not _first_time(state, message.event_id, now, rules, result):
                 return state, result
             state.held.append(HeldSignup(received_at=now, signup=message))
             _reevaluate_signups(state, now, rules, result)
@@ -258,7 +295,7 @@ def _evaluate_signup(
     advocate = referral.advocate
     if customer.id == advocate.id or customer.email == advocate.email:
         return emit(K.REFERRAL_REJECTED, "self_referral")
-    if not _within(referral.occurred_at, signup.occurred_at, rules.signup_window):
+    if not _within(referral.occurred_at, signup.occurred_at, rules.signup_window, rules):
         return emit(K.SIGNUP_UNATTRIBUTED, "window_expired")
     if state.reserved_for is None:
         state.reserved_for = customer.id
@@ -356,8 +393,7 @@ def customer_step(
         case Claim():
             _claim(state, message, now, rules, result)
         case OrderCompleted() | OrderRefunded():
-            if not state.remember(message.event_id):
-                result.duplicates += 1
+            if not _first_time(state, message.event_id, now, rules, result):
                 return state, result
             state.held.append(HeldOrderEvent(received_at=now, event=message))
             _reevaluate_orders(state, now, rules, result)
@@ -427,8 +463,11 @@ def _order(
     if order.order_id in state.orders:
         result.duplicates += 1  # the same order under a new event id
         return True
+    # Refunds by order only find this order's customer through the order stage (rule 9).
+    owner = OrderOwner(order_id=order.order_id, customer_id=state.customer_id)
+    result.forwards.append(Forward(Stage.ORDER, order.order_id, owner))
     ref = OrderRef(order_id=order.order_id, amount=order.amount, currency=order.currency)
-    attributed = _within(state.signed_up_at, order.occurred_at, rules.order_window)
+    attributed = _within(state.signed_up_at, order.occurred_at, rules.order_window, rules)
     state.orders[order.order_id] = OrderState(
         amount=order.amount,
         currency=order.currency,
@@ -458,10 +497,10 @@ def _refund(state: CustomerState, refund: OrderRefunded, result: StepResult) -> 
     if order is None or state.referral is None:
         return False  # rule 9: a refund of an unknown order waits like any early event
     if not order.attributed:
-        result.dropped.append("refund_of_unattributed_order")
+        result.dropped.append(Released.REFUND_OF_UNATTRIBUTED_ORDER)
         return True
     if refund.currency != order.currency:
-        result.dropped.append("refund_currency_mismatch")
+        result.dropped.append(Released.REFUND_CURRENCY_MISMATCH)
         return True
     amount = min(refund.amount, MONEY.subtract(order.amount, order.refunded))
     order.refunded = MONEY.add(order.refunded, amount)
@@ -486,9 +525,78 @@ def _release_unmatched(event: OrderCompleted | OrderRefunded, result: StepResult
             )
         )  # fmt: skip
     elif isinstance(event, OrderCompleted):
-        result.dropped.append("order_not_referred")
+        result.dropped.append(Released.ORDER_NOT_REFERRED)
     else:
-        result.dropped.append("refund_of_unknown_order")
+        result.dropped.append(Released.REFUND_OF_UNKNOWN_ORDER)
+
+
+# --- order stage -----------------------------------------------------------------------------
+
+
+def order_step(
+    state: OrderIndexState | None,
+    message: OrderOwner | OrderRefunded | Expire,
+    key: str,
+    now: float,
+    rules: JoinRules,
+) -> tuple[OrderIndexState, StepResult]:
+    """Rule 9: a refund without a customer waits for its order's customer, then goes to the
+    customer stage as if it had named them (where it is applied, or held, as any refund)."""
+    state = state or OrderIndexState(order_id=key)
+    result = StepResult()
+    match message:
+        case OrderOwner():
+            if state.customer_id is None:  # the first to name it keeps the order
+                state.customer_id = message.customer_id
+        case OrderRefunded():
+            if not _first_time(state, message.event_id, now, rules, result):
+                return state, result
+            state.held.append(HeldOrderEvent(received_at=now, event=message))
+
+    def send_on(held: HeldOrderEvent) -> bool:
+        if state.customer_id is None:
+            return False
+        refund = held.event.model_copy(update={"customer": OrderCustomer(id=state.customer_id)})
+        result.forwards.append(Forward(Stage.CUSTOMER, state.customer_id, refund))
+        return True
+
+    expire = isinstance(message, Expire)
+    state.held = _settle(
+        state.held, send_on, expire, now, rules, result, Released.REFUND_OF_UNKNOWN_ORDER
+    )
+    return state, result
+
+
+def _first_time(
+    state: KeyState, event_id: str, now: float, rules: JoinRules, result: StepResult
+) -> bool:
+    """Rule 1: False (and counted) when the key already applied ``event_id``."""
+    if state.remember(event_id, now, rules.dedup_ttl):
+        return True
+    result.duplicates += 1
+    return False
+
+
+def _settle(
+    held: list[_Held],
+    settle: Callable[[_Held], bool],
+    expire: bool,
+    now: float,
+    rules: JoinRules,
+    result: StepResult,
+    reason: Released,
+) -> list[_Held]:
+    """The held events ``settle`` cannot decide yet; on an expire tick, those past the
+    pending TTL are released with ``reason`` instead (rule 11)."""
+    waiting: list[_Held] = []
+    for event in held:
+        if settle(event):
+            continue
+        if expire and _expired(event.received_at, now, rules):
+            result.dropped.append(reason)
+        else:
+            waiting.append(event)
+    return waiting
 
 
 # --- email stage -----------------------------------------------------------------------------
@@ -509,34 +617,35 @@ def email_step(
                 return state, result
             state.candidates[message.referral_id] = message.occurred_at
         case SignupCompleted():
-            if not state.remember(message.event_id):
-                result.duplicates += 1
+            if not _first_time(state, message.event_id, now, rules, result):
                 return state, result
             state.held.append(HeldSignup(received_at=now, signup=message))
-    waiting: list[HeldSignup] = []
-    for held in state.held:
-        signup = held.signup
-        match = _latest_referral_before(state.candidates, signup.occurred_at)
-        if match is not None:
-            routed = signup.model_copy(update={"referral_id": match})
-            result.forwards.append(Forward(Stage.REFERRAL, match, routed))
-        elif isinstance(message, Expire) and _expired(held.received_at, now, rules):
-            result.attributions.append(
-                _attribution(
-                    K.SIGNUP_UNATTRIBUTED, None, signup.event_id, signup.occurred_at,
-                    friend=_party(signup.customer), reason="referral_unknown",
-                )
-            )  # fmt: skip
-        else:
-            waiting.append(held)
-    state.held = waiting
+
+    def to_referral(held: HeldSignup) -> bool:
+        referral_id = _latest_referral_before(state.candidates, held.signup.occurred_at, rules)
+        if referral_id is None:
+            return False
+        routed = held.signup.model_copy(update={"referral_id": referral_id})
+        result.forwards.append(Forward(Stage.REFERRAL, referral_id, routed))
+        return True
+
+    # Rule 2: a signup that named no referral, and whose email no referral names, is dropped:
+    # a shop's every new customer is a signup, and most are not referred.
+    expire = isinstance(message, Expire)
+    state.held = _settle(
+        state.held, to_referral, expire, now, rules, result, Released.SIGNUP_NOT_REFERRED
+    )
     return state, result
 
 
-def _latest_referral_before(candidates: dict[str, datetime], when: datetime) -> str | None:
-    """Rule 2: the most recent referral naming this email that opened before the signup."""
+def _latest_referral_before(
+    candidates: dict[str, datetime], when: datetime, rules: JoinRules
+) -> str | None:
+    """Rule 2: the most recent referral naming this email that opened before the signup,
+    by the clocks of rule 14 (a referral reported up to the skew after the signup counts:
+    its window, rule 3, takes that signup)."""
     best: tuple[datetime, str] | None = None
     for referral_id, opened in candidates.items():
-        if opened <= when and (best is None or (opened, referral_id) > best):
+        if opened - when <= rules.clock_skew and (best is None or (opened, referral_id) > best):
             best = (opened, referral_id)
     return best[1] if best else None

@@ -31,26 +31,49 @@ __all__ = [
     "EmailState",
     "HeldOrderEvent",
     "HeldSignup",
+    "KeyState",
+    "OrderIndexState",
+    "OrderOwner",
     "OrderState",
     "ReferralState",
 ]
 
-SEEN_LIMIT = 256
-"""Event ids remembered per key for dedup (rule 13: bounded). Keys see few events each."""
+SEEN_LIMIT = 4096
+"""Most event ids remembered per key (rule 13: bounded), whatever their age. Keys see few
+events each; the cap only keeps a pathological key (thousands of events in the dedup TTL)
+from making its state, rewritten on every batch, grow without end."""
+_UNSTAMPED = -1.0
 
 
-class _State(BaseModel):
+class KeyState(BaseModel):
+    """What every stage's state has: the event ids it applied (rules 1 and 13)."""
+
     model_config = ConfigDict(extra="ignore")
 
-    seen: list[str] = Field(default_factory=list)
+    seen: dict[str, float] = Field(default_factory=dict)
+    """Event id → processing time it was first applied, oldest first (rule 13)."""
 
-    def remember(self, event_id: str) -> bool:
-        """Record ``event_id``; False when it was already processed (rule 1)."""
+    @field_validator("seen", mode="before")
+    @classmethod
+    def _upgrade(cls, value: object) -> object:
+        """States written before ids carried their time kept a list: those ids count as
+        seen when the key is next touched, and are kept for the whole TTL from then."""
+        return dict.fromkeys(value, _UNSTAMPED) if isinstance(value, list) else value
+
+    def remember(self, event_id: str, now: float, ttl: float) -> bool:
+        """Record ``event_id``; False when it was already processed (rule 1). Ids older
+        than ``ttl`` seconds of processing time are forgotten (rule 13)."""
         if event_id in self.seen:
             return False
-        self.seen.append(event_id)
-        if len(self.seen) > SEEN_LIMIT:
-            del self.seen[: len(self.seen) - SEEN_LIMIT]
+        self.seen[event_id] = now
+        oldest = next(iter(self.seen.values()))
+        if oldest == _UNSTAMPED or now - oldest >= ttl or len(self.seen) > SEEN_LIMIT:
+            kept = [
+                (seen_id, now if at == _UNSTAMPED else at)
+                for seen_id, at in self.seen.items()
+                if at == _UNSTAMPED or now - at < ttl
+            ]
+            self.seen = dict(kept[-SEEN_LIMIT:])
         return True
 
 
@@ -90,6 +113,14 @@ class Claim(BaseModel):
     referral: ClaimedReferral
 
 
+class OrderOwner(BaseModel):
+    """Customer stage → order stage: the order of a referred friend, and whose it is."""
+
+    type: str = "order.owner"
+    order_id: str
+    customer_id: str
+
+
 class AdvocateRevenue(BaseModel):
     """Referral stage → advocate stage: one referral's revenue as of an attribution event."""
 
@@ -108,7 +139,7 @@ class AdvocateRevenue(BaseModel):
         return advocate
 
 
-class AdvocateState(_State):
+class AdvocateState(KeyState):
     """Keyed by advocate id: the latest revenue of each of the advocate's referrals."""
 
     advocate_id: str
@@ -120,7 +151,7 @@ class AdvocateState(_State):
         return None
 
 
-class ReferralState(_State):
+class ReferralState(KeyState):
     """Keyed by referral_id: the referral, signups waiting for it, its friend slot, its view."""
 
     referral_id: str
@@ -148,7 +179,7 @@ class OrderState(BaseModel):
     attributed: bool
 
 
-class CustomerState(_State):
+class CustomerState(KeyState):
     """Keyed by customer id: the friend's accepted claim, orders, refunds and totals."""
 
     customer_id: str
@@ -178,12 +209,24 @@ class CustomerState(_State):
         return Totals(orders=count, revenue=revenue_text)
 
 
-class EmailState(_State):
+class EmailState(KeyState):
     """Keyed by normalised friend email: referrals naming it, signups without referral_id."""
 
     email: str
     candidates: dict[str, Timestamp] = Field(default_factory=dict)
     held: list[HeldSignup] = Field(default_factory=list)
+
+    def oldest_hold(self) -> float | None:
+        return min((h.received_at for h in self.held), default=None)
+
+
+class OrderIndexState(KeyState):
+    """Keyed by order_id: the customer of a referred friend's order, and refunds without a
+    customer waiting to learn it (rule 9)."""
+
+    order_id: str
+    customer_id: str | None = None
+    held: list[HeldOrderEvent] = Field(default_factory=list)
 
     def oldest_hold(self) -> float | None:
         return min((h.received_at for h in self.held), default=None)

@@ -29,6 +29,7 @@ from pathlib import Path
 import orjson
 
 from bench import kafka
+from bench.gateway import gateway_throughput
 from dev.broker import EmbeddedBroker, free_port
 from dev.emulators import running_emulators
 from dev.generator import Workload, attribution_records
@@ -170,7 +171,7 @@ def join_env(bench: Bench, topics: dict[str, str], **extra: str) -> dict[str, st
         REFSTREAM_TOPIC_ATTRIBUTIONS=f"attributions-{run}",
         **{f"REFSTREAM_TOPIC_{n.upper()}": t for n, t in topics.items()},
         **{f"REFSTREAM_TOPIC_BY_{s}": f"join-by-{s.lower()}-{run}"
-           for s in ("REFERRAL", "CUSTOMER", "EMAIL", "ADVOCATE")},
+           for s in ("REFERRAL", "CUSTOMER", "EMAIL", "ADVOCATE", "ORDER")},
         REFSTREAM_TOPIC_ADVOCATE_TOTALS=f"advocate-totals-{run}",
         REFSTREAM_TOPIC_DLQ_INVALID=f"dlq-{run}", **extra,
     )  # fmt: skip
@@ -307,7 +308,8 @@ def sink_env(bench: Bench, emulators, sink: str, topic: str) -> dict[str, str]:
         REFSTREAM_APP_ID=f"bench-sink-{run}", REFSTREAM_SINKS=sink,
         REFSTREAM_TOPIC_ATTRIBUTIONS=topic, REFSTREAM_FAUST_SENSOR="false",
         **{f"REFSTREAM_TOPIC_{n}": f"{n.lower()}-{run}"
-           for n in ("REFERRALS", "SIGNUPS", "ORDERS", "BY_REFERRAL", "BY_CUSTOMER", "BY_EMAIL")},
+           for n in ("REFERRALS", "SIGNUPS", "ORDERS", "BY_REFERRAL", "BY_CUSTOMER", "BY_EMAIL",
+                     "BY_ADVOCATE", "BY_ORDER")},
         REFSTREAM_TOPIC_DLQ_SINK_PREFIX=f"dlq-{run}-", **emulators.env(),
     )  # fmt: skip
 
@@ -633,6 +635,7 @@ SECTIONS: dict[str, Callable[[Bench], Awaitable[None]]] = {
     "sinks": sink_throughput,
     "latency": latency,
     "state": state,
+    "gateway": gateway_throughput,
 }
 
 

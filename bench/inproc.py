@@ -14,10 +14,13 @@ import asyncio
 import cProfile
 import pstats
 import time
+from collections import Counter
 from collections.abc import Callable
 from functools import partial
 from types import SimpleNamespace
 from typing import Any
+
+from faust.types import TP
 
 import agents.outbox
 from agents.ingest import InputRecord, ingest_batch
@@ -65,16 +68,19 @@ class MemoryTable:
         self.data.update((key, value) for key, value, _ in items)
 
 
-_offsets: dict[tuple[str, int], int] = {}
+_NEXT_OFFSET: Counter[TP] = Counter()
 
 
 def _event(topic: str, partition: int, key: bytes | None, value: bytes | None) -> Any:
-    """What the agents read of a Faust event: each partition's offsets follow on (a stage
-    refuses a gap)."""
-    tp = (topic, partition)
-    offset = _offsets[tp] = _offsets.get(tp, -1) + 1
-    message = SimpleNamespace(topic=topic, partition=partition, tp=tp, offset=offset, key=key,
-                              value=value, timestamp=time.time())  # fmt: skip
+    """What the agents read of a Faust event; each partition's offsets follow on, as a stage
+    requires (``JoinStage.in_order``)."""
+    tp = TP(topic, partition)
+    offset = _NEXT_OFFSET[tp]
+    _NEXT_OFFSET[tp] += 1
+    message = SimpleNamespace(
+        topic=topic, partition=partition, tp=tp, offset=offset, key=key, value=value,
+        timestamp=time.time(),
+    )  # fmt: skip
     return SimpleNamespace(message=message)
 
 

@@ -1,8 +1,10 @@
 """``make demo``: the whole pipeline on one machine, end to end, then a summary.
 
-Starts the embedded broker, the vendor emulators (HubSpot, Klaviyo, Mixpanel) and one worker
-(RocksDB tables, all three sinks), streams a generated workload (shuffled, duplicated, out of
-order, with self-referrals, late signups, refunds and invalid records), shows progress, waits
+Starts the embedded broker, the vendor emulators (HubSpot, Klaviyo, Mixpanel), one worker
+(RocksDB tables, all three sinks) and the webhook gateway; sends referred purchases as signed
+ReferralCandy, Shopify and Stripe webhooks (each twice, as a retrying platform would) and
+streams a generated workload (shuffled, duplicated, out of order, with self-referrals, late
+signups, refunds and invalid records), shows progress, waits
 until every sink has delivered, prints what happened and checks it against the same workload
 run through the pure rules. Exits 1 if anything was lost or delivered twice.
 """
@@ -19,15 +21,18 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
+import aiohttp
 import orjson
 
 from dev.broker import EmbeddedBroker
 from dev.emulators import RunningEmulators, running_emulators
 from dev.expectations import expected_vendor_state, vendor_state
+from dev.gateway import GatewayProcess, Signer, platform_journeys
 from dev.generator import Workload
 from dev.kafka_io import create_topics, produce, read_topic
 from dev.latency import CRM_KINDS, JOINED, delivery_latencies, percentile
 from dev.worker import WorkerProcess
+from schemas.events import parse_event
 
 TTL_SECONDS = 8
 
@@ -176,6 +181,38 @@ async def _latency_summary(servers: str, records: list, emulators: RunningEmulat
               f"p99 {percentile(values, 99):6.3f}s   ({len(values)} records)")  # fmt: skip
 
 
+async def _through_gateway(gateway: GatewayProcess, servers: str, count: int) -> list:
+    """Send ``count`` referred purchases as signed webhooks, each twice; return the events
+    the gateway published (read back from the input topics, by their ``gateway.source``)."""
+    requests = platform_journeys(Signer(), count, time.time() - 86400)
+    async with aiohttp.ClientSession() as session:
+        for request in requests * 2:
+            async with session.post(gateway.url + request.path, data=request.body,
+                                    headers=request.headers) as response:  # fmt: skip
+                if response.status != 200:
+                    raise RuntimeError(f"gateway answered {response.status} to {request.path}")
+    print(f"  webhooks               {len(requests) * 2} signed requests "
+          f"({len(requests)} notifications, each sent twice) to {gateway.url}")  # fmt: skip
+    events = []
+    for topic in ("referrals", "signups", "orders"):
+        for record in await read_topic(servers, topic, idle=0.5, timeout=30):
+            if any(name == "gateway.source" for name, _ in record.headers):
+                events.append(parse_event(record.value))
+    return events
+
+
+def _gateway_summary(gateway: GatewayProcess) -> None:
+    """Requests per source and outcome, from the gateway's own metrics."""
+    _, body = gateway.get("/metrics")
+    print("\nWebhooks through the gateway (requests by source and outcome)")
+    for line in body.decode().splitlines():
+        if line.startswith("refstream_gateway_requests_total{") and not line.endswith(" 0.0"):
+            labels, value = line.split("{", 1)[1].rsplit("} ", 1)
+            fields = dict(part.split("=", 1) for part in labels.split(","))
+            source, outcome = fields["source"].strip('"'), fields["outcome"].strip('"')
+            print(f"  {source:<14} {outcome:<14} {float(value):>6.0f}")
+
+
 async def run(journeys: int, seed: int) -> int:
     async with running_emulators() as emulators:
         return await _run(journeys, seed, emulators)
@@ -185,11 +222,12 @@ async def _run(journeys: int, seed: int, emulators: RunningEmulators) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="refstream-demo-"))
     print(f"refstream demo: {journeys} journeys (seed {seed}); logs in {workdir}")
     broker = EmbeddedBroker(log_path=workdir / "broker.log").start()
-    worker = None
+    worker = gateway = None
     try:
         servers = broker.bootstrap_servers
         print(f"  broker                 tansu on {servers}")
-        await create_topics(servers, ["referrals", "signups", "orders"], partitions=4)
+        inputs = ["referrals", "signups", "orders", "refstream-dlq-gateway"]
+        await create_topics(servers, inputs, partitions=4)
         worker = WorkerProcess(
             {
                 "KAFKA_BOOTSTRAP_SERVERS": servers,
@@ -203,13 +241,18 @@ async def _run(journeys: int, seed: int, emulators: RunningEmulators) -> int:
         await asyncio.to_thread(worker.wait_ready)
         print(f"  emulators              {', '.join(emulators.urls.values())}")
         print(f"  worker                 ready at {worker.url}")
+        env = {"KAFKA_BOOTSTRAP_SERVERS": servers, "REFSTREAM_BROKER_COMPAT": "tansu"}
+        gateway = GatewayProcess(env, workdir).start()
+        await asyncio.to_thread(gateway.wait_ready)
+        print(f"  gateway                ready at {gateway.url}")
 
         workload = Workload.build(journeys=journeys, seed=seed, invalid=max(3, journeys // 100))
-        expected = workload.expected()
         started = time.monotonic()
+        webhooks = await _through_gateway(gateway, servers, max(10, journeys // 20))
+        expected = workload.expected(extra=webhooks)
         await produce(workload.phase1, servers)
         print(f"  produced               {len(workload.phase1)} records (phase 1)")
-        n1 = len(workload.expected(phases=1).emitted)
+        n1 = len(workload.expected(phases=1, extra=webhooks).emitted)
         await _follow(servers, "attributions", n1, "attributed (phase 1)", timeout=300)
         await produce(workload.phase2, servers)
         print(f"  produced               {len(workload.phase2)} records (phase 2: later orders,")
@@ -226,6 +269,7 @@ async def _run(journeys: int, seed: int, emulators: RunningEmulators) -> int:
         vendors_ok = await _follow_vendors(emulators, want_vendors, timeout=120)
         elapsed = time.monotonic() - started
         _summary(records, dlq, workload)
+        _gateway_summary(gateway)
         sink_dlq = await _sink_summary(servers, emulators)
         await _latency_summary(servers, records, emulators)
 
@@ -251,8 +295,9 @@ async def _run(journeys: int, seed: int, emulators: RunningEmulators) -> int:
               "vendor; nothing lost, nothing extra.")  # fmt: skip
         return 0
     finally:
-        if worker is not None:
-            worker.stop()
+        for process in (gateway, worker):
+            if process is not None:
+                process.stop()
         broker.stop()
 
 

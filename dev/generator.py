@@ -2,10 +2,13 @@
 
 A :class:`Workload` is two phases of records, shuffled across topics and keyed at random
 (producers owe us no keying). Phase 1 holds each journey's referral, signup and first order
-in any order, early partners, duplicates, self-referrals, late signups, orders of strangers
-and invalid records. Phase 2 holds what the rules decide by arrival order (a second order:
+in any order, early partners, duplicates, self-referrals, late signups, signups a few
+minutes before their referral and orders a minute before their signup (clocks that differ:
+rule 14), orders and signups of strangers (a shop's customers never referred) and invalid
+records. Phase 2 holds what the rules decide by arrival order (a second order:
 ``referral_converted`` vs ``order_attributed``; a second claim on a friend: first touch), so
-it is produced only once phase 1 is processed. :meth:`Workload.expected` runs the same
+it is produced only once phase 1 is processed; and refunds, half of them by order only
+(rule 9), some before their order. :meth:`Workload.expected` runs the same
 events through the pure rules (:mod:`dev.join_sim`) to give the exact expected outcome.
 """
 
@@ -31,6 +34,9 @@ FIRST = ["Ann", "Bob", "Cleo", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jun",
 LAST = ["Lee", "Ng", "Okafor", "Silva", "Berg", "Rossi", "Khan", "Novak", "Dubois", "Sato"]
 CURRENCIES = ["EUR", "EUR", "EUR", "USD", "GBP"]
 _CET = timezone(timedelta(hours=1))
+SKEW = timedelta(seconds=290)
+"""Less than the default ``ATTRIBUTION_CLOCK_SKEW_SECONDS`` (300): journeys whose clocks
+differ this much still attribute."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,14 +81,19 @@ class Workload:
         soak streams one per chunk); empty (default): ``ref_000001``."""
         return _Builder(random.Random(seed), namespace).build(journeys, invalid)
 
-    def expected(self, rules: JoinRules | None = None, phases: int = 2) -> JoinSim:
+    def expected(
+        self, rules: JoinRules | None = None, phases: int = 2, extra: Iterable = ()
+    ) -> JoinSim:
         """The outcome the pipeline must reach once every pending TTL has passed.
 
         :param phases: 1 gives what phase 1 alone yields before any held event expires.
+        :param extra: parsed events that arrive with phase 1 from elsewhere (the demo's
+            webhooks, as the gateway published them).
         """
         sim = JoinSim(rules=rules or JoinRules(pending_ttl=1.0))
-        for phase in (self.phase1, self.phase2)[:phases]:
+        for number, phase in enumerate((self.phase1, self.phase2)[:phases]):
             events = [parse_event(r.value) for r in phase if r.valid]
+            events += list(extra) if number == 0 else []
             sim.feed(*sorted(events, key=lambda e: (e.occurred_at, e.event_id)))
         if phases == 2:
             sim.expire(sim.rules.pending_ttl)
@@ -140,6 +151,8 @@ class _Builder:
                 friend = {**advocate}  # self-referral
             late = 0.08 <= roll < 0.11
             signed = opened + timedelta(days=rng.choice([31, 45]) if late else rng.uniform(0, 29))
+            if not late and rng.random() < 0.05:  # the referral platform's clock is ahead
+                signed = opened - rng.uniform(0, 1) * SKEW
             signup = {
                 "event_id": self._id("evt"), "type": "signup.completed",
                 "occurred_at": _ts(signed.astimezone(rng.choice([UTC, _CET]))),
@@ -175,8 +188,11 @@ class _Builder:
     def _orders(self, friend: dict, referral_id: str, signed: datetime) -> None:
         rng, w = self.rng, self.workload
         first_at = signed + timedelta(days=rng.uniform(0.01, 60))
-        if rng.random() < 0.05:
+        roll = rng.random()
+        if roll < 0.05:
             first_at = signed + timedelta(days=rng.uniform(91, 120))  # outside the window
+        elif roll < 0.1:
+            first_at = signed - rng.uniform(0, 1) * SKEW  # the shop's clock is behind
         first = self._order(friend, first_at, referral_id if rng.random() < 0.5 else None)
         self._emit(w.phase1, "orders", first)
         # Phase 2 carries one thread per customer (a second order and its refund, or a refund
@@ -195,6 +211,8 @@ class _Builder:
                                    + timedelta(days=2)),
                 "amount": str(part), "currency": order["currency"],
             }  # fmt: skip
+            if rng.random() < 0.5:
+                del refund["customer"]  # a shop or payment provider refunds by order only
             self._emit(w.phase2, "orders", refund)
 
     def _second_claims(self, signed: list[tuple[dict, str, datetime]], advocates: list) -> None:
@@ -219,9 +237,17 @@ class _Builder:
             })  # fmt: skip
 
     def _strangers(self, count: int) -> None:
+        """Customers never referred: they order, and half of them sign up first (a shop's
+        every new customer is a signup); some orders name a referral nobody knows."""
         for _ in range(count):
             stranger = self._person("cus")
             at = EPOCH + timedelta(days=self.rng.uniform(0, 60))
+            if self.rng.random() < 0.5:
+                self._emit(self.workload.phase1, "signups", {
+                    "event_id": self._id("evt"), "type": "signup.completed",
+                    "occurred_at": _ts(at - timedelta(hours=1)),
+                    "customer": {k: v for k, v in stranger.items() if k != "last_name"},
+                })  # fmt: skip
             ghost = self._id("ref") if self.rng.random() < 0.3 else None
             self._emit(self.workload.phase1, "orders", self._order(stranger, at, ghost))
 

@@ -1,4 +1,4 @@
-"""The join's three stages wired in memory, in the same way the Faust agents wire them.
+"""The join's stages wired in memory, in the same way the Faust agents wire them.
 
 Used by the rule tests to drive whole journeys through the pure step functions: ingest
 routing, forwards between stages, and attribution events fed back to the referral stage.
@@ -16,6 +16,7 @@ from agents.rules import (
     advocate_step,
     customer_step,
     email_step,
+    order_step,
     referral_step,
     route,
 )
@@ -26,6 +27,7 @@ STEPS = {
     Stage.CUSTOMER: customer_step,
     Stage.EMAIL: email_step,
     Stage.ADVOCATE: advocate_step,
+    Stage.ORDER: order_step,
 }
 
 

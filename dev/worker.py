@@ -19,6 +19,9 @@ __all__ = ["WorkerProcess"]
 class WorkerProcess:
     """One worker process with its own web port, data dir and log file."""
 
+    args: tuple[str, ...] = ("worker", "--loglevel", "info")
+    """What follows ``python -m <module>``."""
+
     def __init__(
         self, env: dict[str, str], workdir: Path, name: str = "worker", module: str = "streams"
     ) -> None:
@@ -44,7 +47,7 @@ class WorkerProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", self.module, "worker", "--loglevel", "info"],
+                [sys.executable, "-m", self.module, *self.args],
                 cwd=self.workdir,
                 env=self.env,
                 stdout=log,

@@ -185,6 +185,9 @@ class OrderCompleted(_OrderEvent):
 
 class OrderRefunded(_OrderEvent):
     type: Literal["order.refunded"]
+    customer: OrderCustomer | None = None
+    """Optional (gateway.md section 11.3): shops and payment providers send refunds by order
+    only; the join finds the customer through ``order_id`` (rule 9)."""
 
 
 InputEvent = Annotated[

@@ -64,7 +64,7 @@ def required_acls(settings: Settings) -> list[Acl]:
             (Resource.TOPIC, name, Pattern.LITERAL, READ_WRITE)
             for name in (
                 t.attributions, t.dlq_invalid, t.by_referral, t.by_customer, t.by_email,
-                t.by_advocate, t.advocate_totals,
+                t.by_advocate, t.by_order, t.advocate_totals,
             )
         ),
         (Resource.TOPIC, t.dlq_sink_prefix, Pattern.PREFIXED, READ_WRITE),

@@ -138,10 +138,14 @@ OFFLINE_COMMANDS = {"schemas", "acls", "--help", "--version"}
 def main() -> None:
     """Console script. Building the sinks checks their credentials, and the pre-flight the
     cluster's, before Faust starts; either refusal is one line and exit status 2."""
+    args = sys.argv[1:]
+    if args[:1] == ["gateway"]:  # its own process: no Faust app, no pre-flight (gateway.md §1)
+        from gateway.__main__ import main as gateway_main
+
+        return gateway_main()
     for module in MODULES:
         importlib.import_module(module)
     tune_gc()
-    args = sys.argv[1:]
     try:
         if "worker" in args:
             importlib.import_module("agents.fanout")

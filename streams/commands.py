@@ -6,7 +6,10 @@ from faust.cli import option
 
 from streams.app import app, settings
 
-__all__ = ["acls", "dlq_list", "dlq_replay", "generate", "schemas"]
+__all__ = [
+    "acls", "dlq_list", "dlq_replay", "gateway_dlq_list", "gateway_dlq_replay", "generate",
+    "schemas",
+]  # fmt: skip
 
 SINK = option("--sink", required=True, help="Sink name: crm, email or analytics.")
 REASON = option("--reason", default=None, help="Only records with this error.reason.")
@@ -84,4 +87,38 @@ async def dlq_replay(self, sink: str, reason: str | None) -> None:
         f"replayed {report.replayed} records from {topic}: "
         f"{report.replayed - again} delivered, {again} dead-lettered again "
         f"{dict(report.dead_lettered_again)}"
+    )
+
+
+@app.command(REASON)
+async def gateway_dlq_list(self, reason: str | None) -> None:
+    """List the gateway's dead-lettered webhooks: counts by reason, then one line each."""
+    from collections import Counter
+
+    from gateway.dlq import list_dead_letters
+
+    letters = await list_dead_letters(settings, reason)
+    counts = Counter(letter.reason for letter in letters)
+    self.say(f"{settings.topics.dlq_gateway}: {len(letters)} records {dict(counts)}")
+    for letter in letters:
+        h = letter.headers
+        self.say(
+            f"  offset={letter.record.offset} reason={letter.reason} "
+            f"source={h.get('gateway.source', '')} event={h.get('gateway.vendor_event', '')} "
+            f"delivery={h.get('gateway.delivery_id', '')} at={h.get('gateway.received_at', '')} "
+            f"message={h.get('error.message', '')[:120]!r}"
+        )
+
+
+@app.command(REASON)
+async def gateway_dlq_replay(self, reason: str | None) -> None:
+    """Map the gateway's dead letters again (all, or one reason) and publish what maps now;
+    the event ids are those of the first delivery, so the join drops any repeat."""
+    from gateway.dlq import list_dead_letters, replay_dead_letters
+    from gateway.settings import load_gateway_settings
+
+    letters = await list_dead_letters(settings, reason)
+    outcomes = await replay_dead_letters(settings, load_gateway_settings(False), letters)
+    self.say(
+        f"replayed {len(letters)} records from {settings.topics.dlq_gateway}: {dict(outcomes)}"
     )

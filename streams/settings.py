@@ -38,10 +38,12 @@ class Topics(BaseSettings):
     attributions: str = "attributions"
     dlq_invalid: str = "refstream-dlq-invalid"
     dlq_sink_prefix: str = "refstream-dlq-"
+    dlq_gateway: str = "refstream-dlq-gateway"
     by_referral: str = "refstream-join-by-referral"
     by_customer: str = "refstream-join-by-customer"
     by_email: str = "refstream-join-by-email"
     by_advocate: str = "refstream-join-by-advocate"
+    by_order: str = "refstream-join-by-order"
     advocate_totals: str = "refstream-advocate-totals"
 
 
@@ -88,6 +90,11 @@ class Settings(BaseSettings):
     signup_window_days: float = Field(30, gt=0, alias="ATTRIBUTION_SIGNUP_WINDOW_DAYS")
     order_window_days: float = Field(90, gt=0, alias="ATTRIBUTION_ORDER_WINDOW_DAYS")
     pending_ttl_seconds: float = Field(86400, gt=0, alias="PENDING_TTL_SECONDS")
+    clock_skew_seconds: float = Field(300, ge=0, alias="ATTRIBUTION_CLOCK_SKEW_SECONDS")
+    """Rule 14: every attribution window opens this much before its start."""
+    dedup_ttl_hours: float = Field(72, gt=0, alias="REFSTREAM_DEDUP_TTL_HOURS")
+    """Rule 13: event ids are remembered at least this long (processing time): the longest
+    retry window of the platforms that push to the gateway (Stripe, Rewardful: 3 days)."""
 
     topics: Topics = Field(default_factory=Topics)
     kafka_security: KafkaSecurity = Field(default_factory=KafkaSecurity)
@@ -115,6 +122,8 @@ class Settings(BaseSettings):
             signup_window=timedelta(days=self.signup_window_days),
             order_window=timedelta(days=self.order_window_days),
             pending_ttl=self.pending_ttl_seconds,
+            clock_skew=timedelta(seconds=self.clock_skew_seconds),
+            dedup_ttl=self.dedup_ttl_hours * 3600,
         )
 
     def sink_dlq(self, sink: str) -> str:

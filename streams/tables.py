@@ -11,7 +11,7 @@ from faust.types import TP
 from streams.app import app, settings
 from streams.producer import BatchProducer, OutRecord
 
-__all__ = ["DurableTable", "advocates", "customers", "emails", "referrals"]
+__all__ = ["DurableTable", "advocates", "customers", "emails", "orders", "referrals"]
 
 
 class _Message(NamedTuple):
@@ -116,3 +116,4 @@ referrals = _table("join-referrals", "referral_id → ReferralState")
 customers = _table("join-customers", "customer id → CustomerState")
 emails = _table("join-emails", "friend email → EmailState")
 advocates = _table("join-advocates", "advocate id → AdvocateState")
+orders = _table("join-orders", "order_id → OrderIndexState")

@@ -9,6 +9,7 @@ __all__ = [
     "by_advocate",
     "by_customer",
     "by_email",
+    "by_order",
     "by_referral",
     "ensure_topic",
 ]
@@ -23,6 +24,7 @@ referral stage's are re-keyed referrals and signups and every attribution with a
 by_customer = app.topic(_t.by_customer, **_internal)
 by_email = app.topic(_t.by_email, **_internal)
 by_advocate = app.topic(_t.by_advocate, **_internal)
+by_order = app.topic(_t.by_order, **_internal)
 
 _declared: set[str] = set()
 
@@ -44,5 +46,6 @@ STAGE_TOPICS = {
     "customer": _t.by_customer,
     "email": _t.by_email,
     "advocate": _t.by_advocate,
+    "order": _t.by_order,
 }
 """Stage → the topic that carries messages *to* it."""

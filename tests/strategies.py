@@ -257,6 +257,8 @@ def input_events(draw, odd: bool = False, kind: str | None = None) -> dict:
             "order_id": draw(ids), "customer": customer, "amount": amount,
             "currency": draw(odd_currencies if odd else currencies),
         }  # fmt: skip
+        if kind == "order.refunded" and draw(st.booleans()):
+            del event["customer"]  # rule 9: refunds may come by order only
         if draw(st.booleans()):
             event["referral_id"] = draw(ids)
     return event

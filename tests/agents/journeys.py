@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from schemas.events import parse_event
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+SECOND = 1 / 86400
+"""In days, the unit of the builders' ``at``."""
 
 
 def ts(days: float = 0, hours: float = 0) -> str:
@@ -55,8 +57,11 @@ def order(order_id="ord_1", event_id=None, *, at=2, cus="cus_bob", amount="49.90
 
 def refund(order_id="ord_1", event_id=None, *, at=5, cus="cus_bob", amount="49.90",
            currency="EUR"):  # fmt: skip
-    return _parse({
+    """``cus=None``: a refund by order only (rule 9), as shops and payment providers send."""
+    data = {
         "event_id": event_id or f"evt_f_{order_id}_{amount}", "type": "order.refunded",
-        "order_id": order_id, "occurred_at": ts(at), "customer": {"id": cus},
-        "amount": amount, "currency": currency,
-    })  # fmt: skip
+        "order_id": order_id, "occurred_at": ts(at), "amount": amount, "currency": currency,
+    }  # fmt: skip
+    if cus:
+        data["customer"] = {"id": cus}
+    return _parse(data)

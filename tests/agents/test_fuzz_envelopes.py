@@ -25,7 +25,7 @@ from agents.ingest import EXPECTED_TYPES, InputRecord, ingest_batch
 from agents.join import STAGES, BadMessage, JoinStage, decode_entry
 from agents.outbox import Outbox
 from agents.rules import Expire, Stage
-from agents.state import AdvocateRevenue, Claim, ClaimedReferral
+from agents.state import AdvocateRevenue, Claim, ClaimedReferral, OrderOwner
 from schemas.attribution import AdvocateTotals, AttributionEvent, Party
 from schemas.events import InvalidEvent, parse_event
 from streams.app import settings as app_settings
@@ -36,6 +36,7 @@ from tests.strategies import (
     advocate_totals,
     attribution_events,
     encode,
+    ids,
     input_events,
     json_values,
     poison_records,
@@ -171,6 +172,7 @@ MESSAGES = {
     "order.refunded": _parsed("order.refunded"),
     "claim": _parsed("signup.completed").map(_claim),
     "advocate.revenue": advocate_totals().map(_revenue),
+    "order.owner": st.builds(OrderOwner, order_id=ids, customer_id=ids),
     envelopes.ATTRIBUTION: attribution_events(),
     envelopes.EXPIRE: st.just(Expire()),
 }
@@ -180,6 +182,7 @@ ACCEPTED = {
     Stage.CUSTOMER: {"claim", "order.completed", "order.refunded", "expire"},
     Stage.EMAIL: {"referral.created", "signup.completed", "expire"},
     Stage.ADVOCATE: {"advocate.revenue"},
+    Stage.ORDER: {"order.owner", "order.refunded", "expire"},
 }
 
 

@@ -1,6 +1,7 @@
 """Valid input at the contract's edges through the join's rules (issue 17, item 3): years 1
-and 9999, offsets of ±23:59, amounts of 40 digits and 20 decimals. The stages never raise,
-and totals stay exact (contract section 4: amounts are kept exact)."""
+and 9999, offsets of ±23:59, amounts of 40 digits and 20 decimals, windows opened the clock
+skew early, refunds by order only. The stages never raise, and totals stay exact (contract
+section 4: amounts are kept exact)."""
 
 from __future__ import annotations
 
@@ -28,19 +29,25 @@ def _at(moment: datetime) -> str:
     return f"{moment.replace(tzinfo=None).isoformat(timespec='microseconds')}{zone}"
 
 
+SKEW = JoinRules().clock_skew
+
+
 @st.composite
 def journeys(draw) -> tuple[list[dict], dict[str, Decimal], int]:
-    """A referral, its signup and orders (some refunded) of one friend, all in their
-    windows; and the totals they must come to."""
+    """A referral, its signup and orders (some refunded, some refunds by order only) of one
+    friend, all in their windows, each window's start as much as the clock skew early (rule
+    14); and the totals they must come to."""
     start, tz = draw(moments), draw(offsets)
-    to_signup = draw(st.timedeltas(timedelta(0), timedelta(days=30)))
-    to_orders = draw(st.lists(st.timedeltas(timedelta(0), timedelta(days=90)), min_size=1,
+    to_signup = draw(st.timedeltas(-SKEW, timedelta(days=30)))
+    to_orders = draw(st.lists(st.timedeltas(-SKEW, timedelta(days=90)), min_size=1,
                               max_size=4))  # fmt: skip
-    span = to_signup + max(to_orders) + timedelta(days=1)
-    try:
-        start + span
-    except OverflowError:  # near year 9999: the journey ends at ``start`` instead
-        start -= span
+    earliest = min(timedelta(0), to_signup, to_signup + min(to_orders))
+    latest = max(timedelta(0), to_signup) + max(to_orders) + timedelta(days=1)
+    for reach in (earliest, latest):
+        try:
+            start + reach
+        except OverflowError:  # near year 1 or 9999: the journey moves away from the edge
+            start -= reach
     referral_at = start.replace(tzinfo=tz)
     signup_at = referral_at + to_signup
     events = [
@@ -62,11 +69,14 @@ def journeys(draw) -> tuple[list[dict], dict[str, Decimal], int]:
         )  # fmt: skip
         refunded = Decimal(0)
         for j, (refund_text, refund) in enumerate(draw(st.lists(amounts(), max_size=2))):
-            events.append(
-                {"event_id": f"e_f{i}_{j}", "type": "order.refunded", "order_id": f"o{i}",
-                 "occurred_at": order_at, "customer": {"id": "cus"}, "amount": refund_text,
-                 "currency": currency}
-            )  # fmt: skip
+            refund_event = {
+                "event_id": f"e_f{i}_{j}", "type": "order.refunded", "order_id": f"o{i}",
+                "occurred_at": order_at, "customer": {"id": "cus"}, "amount": refund_text,
+                "currency": currency,
+            }  # fmt: skip
+            if draw(st.booleans()):
+                del refund_event["customer"]  # by order only (rule 9)
+            events.append(refund_event)
             refunded = EXACT.add(refunded, refund)
         net = EXACT.subtract(amount, min(amount, refunded))
         revenue[currency.upper()] = EXACT.add(revenue.get(currency.upper(), Decimal(0)), net)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import itertools
 
+import orjson
 import pytest
 
 from agents.rules import JoinRules
 from dev.join_sim import JoinSim
 from schemas.attribution import attribution_event_id
 
-from .journeys import order, referral, refund, signup
+from .journeys import SECOND, order, referral, refund, signup
 
 TTL = 3600.0
 
@@ -75,18 +76,32 @@ def test_signup_before_its_email_referral_waits_for_it(sim):
     assert sim.kinds() == [("friend_signed_up", "ref_1", None)]
 
 
-def test_signup_matched_to_nothing_is_unattributed_after_the_ttl(sim):
-    sim.feed(signup(ref=None), signup(ref="ref_missing", cus="cus_eve", email="eve@example.com"))
+def test_signup_naming_an_unknown_referral_is_unattributed_after_the_ttl(sim):
+    sim.feed(signup(ref="ref_missing", cus="cus_eve", email="eve@example.com"))
     sim.expire(TTL - 1)
     assert sim.emitted == []
     sim.expire(1)
-    assert sorted(sim.kinds(), key=str) == sorted(
-        [
-            ("signup_unattributed", None, "referral_unknown"),
-            ("signup_unattributed", "ref_missing", "referral_unknown"),
-        ],
-        key=str,
-    )
+    assert sim.kinds() == [("signup_unattributed", "ref_missing", "referral_unknown")]
+    assert sim.dropped == []
+
+
+def test_unreferred_signup_is_dropped_with_a_metric_never_emitted(sim):
+    """Amended rule 2: a shop's every new customer is a signup; most are not referred."""
+    sim.feed(signup(ref=None), signup(ref=None, cus="cus_eve", email="eve@example.com"))
+    sim.expire(TTL - 1)
+    assert sim.dropped == []
+    sim.expire(1)
+    assert sim.emitted == []
+    assert sim.dropped == ["signup_not_referred", "signup_not_referred"]
+    assert sim.tables["email"]["bob@example.com"].held == []
+
+
+def test_signup_matched_by_email_outside_the_window_is_still_reported(sim):
+    """It matched a referral: rule 3 reports it; only signups that match none are dropped."""
+    sim.feed(referral(at=0), signup(ref=None, at=31))
+    assert sim.kinds() == [("signup_unattributed", "ref_1", "window_expired")]
+    sim.expire(TTL)
+    assert sim.dropped == []
 
 
 # Rule 3 ---------------------------------------------------------------------------------------
@@ -226,6 +241,54 @@ def test_refund_before_its_order_is_held(sim):
     assert sim.view("ref_1")["totals"] == {"orders": 1, "revenue": {"EUR": "40.00"}}
 
 
+def test_refund_by_order_only_finds_the_customer_through_the_order(sim):
+    sim.feed(referral(), signup(), order(), refund(cus=None, amount="9.90"))
+    assert [k for k, _, _ in sim.kinds()] == [
+        "friend_signed_up", "referral_converted", "order_refunded",
+    ]  # fmt: skip
+    refunded = sim.emitted[-1]
+    assert refunded.friend.id == "cus_bob" and str(refunded.order.amount) == "9.90"
+    assert sim.view("ref_1")["totals"] == {"orders": 1, "revenue": {"EUR": "40.00"}}
+    assert sim.advocate_totals["cus_adv"].referral_revenue_generated == {"EUR": "40.00"}
+
+
+def test_refund_by_order_only_waits_for_its_order_and_the_friend(sim):
+    sim.feed(refund(cus=None, amount="9.90"), refund(cus=None, amount="5.00"))
+    sim.feed(order(), referral())
+    assert sim.emitted == []
+    assert len(sim.tables["order"]["ord_1"].held) == 2
+    sim.feed(signup())
+    assert [k for k, _, _ in sim.kinds()] == [
+        "friend_signed_up", "referral_converted", "order_refunded", "order_refunded",
+    ]  # fmt: skip
+    assert sim.view("ref_1")["totals"] == {"orders": 1, "revenue": {"EUR": "35.00"}}
+    assert sim.tables["order"]["ord_1"].held == []
+
+
+def test_refund_by_order_only_is_deduplicated(sim):
+    sim.feed(refund(cus=None, amount="9.90"))
+    sim.feed(referral(), signup(), order(), refund(cus=None, amount="9.90"))
+    sim.feed(refund(cus=None, amount="9.90"))
+    assert [k for k, _, _ in sim.kinds()].count("order_refunded") == 1
+    assert sim.duplicates == 2
+
+
+def test_refund_by_order_only_of_an_unknown_order_is_dropped_after_the_ttl(sim):
+    sim.feed(order("ord_stranger", cus="cus_stranger"), refund("ord_stranger", cus=None))
+    sim.expire(TTL - 1)
+    assert sim.dropped == []
+    sim.expire(1)
+    assert sim.emitted == []
+    assert sorted(sim.dropped) == ["order_not_referred", "refund_of_unknown_order"]
+    assert sim.tables["order"]["ord_stranger"].held == []
+
+
+def test_refund_by_order_only_of_an_order_outside_the_window_is_dropped(sim):
+    sim.feed(referral(), signup(at=1), order(at=100), refund(cus=None, at=101))
+    assert [k for k, _, _ in sim.kinds()][-1] == "order_unattributed"
+    assert sim.dropped == ["refund_of_unattributed_order"]
+
+
 # Rule 11: every arrival order gives the same result -------------------------------------------
 JOURNEY = [referral(), signup(), order(), refund(amount="9.90")]
 
@@ -241,12 +304,34 @@ def test_every_arrival_order_gives_the_same_final_state(order_):
     assert [a.content_key() for a in sim.emitted] == [a.content_key() for a in baseline.emitted]
 
 
+# Rules 9 and 14: a referral reported after the signup (ReferralCandy), an order a minute
+# before the signup (another clock), a refund by order only.
+SKEWED = [
+    referral(at=1 + 120 * SECOND), signup(ref=None, at=1), order(at=1 - 60 * SECOND),
+    refund(cus=None, amount="9.90"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("order_", list(itertools.permutations(range(4))), ids=str)
+def test_every_arrival_order_of_a_skewed_journey_gives_the_same_final_state(order_):
+    baseline = JoinSim(rules=JoinRules(pending_ttl=TTL))
+    baseline.feed(*sorted(SKEWED, key=lambda e: e.occurred_at))
+    sim = JoinSim(rules=JoinRules(pending_ttl=TTL))
+    sim.feed(*(SKEWED[i] for i in order_))
+    sim.expire(TTL)
+    assert sim.view("ref_1") == baseline.view("ref_1")
+    assert sim.view("ref_1")["totals"] == {"orders": 1, "revenue": {"EUR": "40.00"}}
+    assert [a.content_key() for a in sim.emitted] == [a.content_key() for a in baseline.emitted]
+    assert sim.dropped == []
+
+
 def test_two_journeys_interleaved_in_every_order_of_signups_and_orders():
     events = [
         referral("ref_1"), referral("ref_2", adv="cus_a2", adv_email="a2@example.com",
                                     friend_email="eve@example.com"),
         signup("ref_1"), signup(None, cus="cus_eve", email="eve@example.com", at=1.5),
         order("o1", at=3), order("o2", cus="cus_eve", at=4, amount="7"),
+        refund("o2", cus=None, amount="2"),
     ]  # fmt: skip
     results = set()
     for perm in itertools.permutations(events):
@@ -281,13 +366,100 @@ def test_replayed_journey_yields_the_same_ids(sim):
 
 
 # Rule 13 --------------------------------------------------------------------------------------
-def test_dedup_memory_per_key_is_bounded(sim):
-    from agents.state import SEEN_LIMIT
+HOUR = 3600.0
 
+
+def test_event_ids_are_remembered_for_the_dedup_ttl(sim):
+    """A platform's retry after a lost 200 comes up to 72 h later: still a duplicate."""
+    sim.feed(referral(), signup(), order(), refund(amount="10.00"))
+    sim.now += 72 * HOUR - 1
+    sim.feed(refund(amount="10.00"), signup(), referral())
+    assert sim.duplicates == 3
+    assert [k for k, _, _ in sim.kinds()].count("order_refunded") == 1
+    assert sim.view("ref_1")["totals"] == {"orders": 1, "revenue": {"EUR": "39.90"}}
+
+
+def test_dedup_memory_forgets_ids_older_than_its_ttl():
+    sim = JoinSim(rules=JoinRules(pending_ttl=TTL, dedup_ttl=2 * HOUR))
+    sim.feed(referral(), signup(), order("o1"))
+    sim.now += 2 * HOUR - 1
+    sim.feed(order("o2"))
+    assert list(sim.tables["customer"]["cus_bob"].seen) == ["evt_o_o1", "evt_o_o2"]
+    sim.now += 1
+    sim.feed(order("o3"))
+    assert list(sim.tables["customer"]["cus_bob"].seen) == ["evt_o_o2", "evt_o_o3"]
+    sim.now += 2 * HOUR
+    sim.feed(refund("o1", amount="1.00"), refund("o1", amount="1.00"))
+    assert list(sim.tables["customer"]["cus_bob"].seen) == ["evt_f_o1_1.00"]
+
+
+def test_dedup_memory_per_key_is_bounded(sim, monkeypatch):
+    from agents import state
+
+    assert state.SEEN_LIMIT >= 4096
+    monkeypatch.setattr(state, "SEEN_LIMIT", 16)  # the same code path, 250 times faster
     sim.feed(referral(), signup())
-    for i in range(SEEN_LIMIT + 50):
+    for i in range(16 + 50):
         sim.feed(order(f"o{i}", at=2))
-    assert len(sim.tables["customer"]["cus_bob"].seen) == SEEN_LIMIT
+    seen = sim.tables["customer"]["cus_bob"].seen
+    assert list(seen) == [f"evt_o_o{i}" for i in range(50, 66)]  # the oldest go first
+
+
+def test_ids_remembered_before_they_carried_their_time_are_kept_a_full_ttl(sim):
+    """A state stored by an earlier version lists ids without times: after an upgrade they
+    still count as seen, and for the whole TTL from the key's next event."""
+    from agents.state import CustomerState
+
+    sim.feed(referral(), signup(), order("o1"))
+    stored = sim.tables["customer"]["cus_bob"].model_dump(mode="json")
+    stored["seen"] = list(stored["seen"])  # as the table holds it: JSON
+    sim.tables["customer"]["cus_bob"] = CustomerState.model_validate_json(orjson.dumps(stored))
+    sim.now += 100 * HOUR
+    sim.feed(order("o2"))
+    assert sim.tables["customer"]["cus_bob"].seen == {"evt_o_o1": sim.now, "evt_o_o2": sim.now}
+    sim.now += 72 * HOUR - 1
+    sim.feed(order("o1"))
+    assert sim.duplicates == 1
+
+
+# Rule 14 --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("seconds", "kind"), [(-300, "friend_signed_up"), (-301, "signup_unattributed")]
+)
+def test_signup_window_opens_the_clock_skew_early(sim, seconds, kind):
+    sim.feed(referral(at=1), signup(at=1 + seconds * SECOND))
+    assert sim.kinds()[0][0] == kind
+
+
+@pytest.mark.parametrize(("seconds", "attributed"), [(-300, True), (-301, False)])
+def test_order_window_opens_the_clock_skew_early(sim, seconds, attributed):
+    sim.feed(referral(), signup(at=1), order(at=1 + seconds * SECOND))
+    assert sim.kinds()[-1][0] == ("referral_converted" if attributed else "order_unattributed")
+
+
+def test_referral_reported_just_after_the_signup_matches_it_by_email(sim):
+    """ReferralCandy reports the referral with the purchase's own time, which can come a
+    little after the shop's signup: rule 2's "before the signup" allows the skew too."""
+    sim.feed(
+        referral("ref_old", at=0, adv="cus_a1", adv_email="a1@example.com"),
+        referral("ref_new", at=1 + 120 * SECOND, adv="cus_a2", adv_email="a2@example.com"),
+        referral("ref_later", at=1 + 301 * SECOND, adv="cus_a3", adv_email="a3@example.com"),
+        signup(ref=None, at=1),
+    )
+    assert sim.kinds() == [("friend_signed_up", "ref_new", None)]
+
+
+def test_clock_skew_is_configurable():
+    from datetime import timedelta
+
+    sim = JoinSim(rules=JoinRules(clock_skew=timedelta(0)))
+    sim.feed(referral(at=1), signup(at=1 - SECOND), referral("ref_2", at=1), signup("ref_2"))
+    sim.feed(order(at=1 - SECOND))
+    assert sim.kinds() == [
+        ("signup_unattributed", "ref_1", "window_expired"),
+        ("friend_signed_up", "ref_2", None),
+        ("order_unattributed", "ref_2", "window_expired"),
+    ]
 
 
 # sinks.md: the advocate's revenue over all their referrals -------------------------------------

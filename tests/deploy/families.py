@@ -1,4 +1,5 @@
-"""Every metric family a worker can expose, with the sample names and labels it produces."""
+"""Every metric family a worker or the gateway can expose, with the sample names and labels
+it produces."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 import streams.lag
 import streams.metrics  # noqa: F401  (registers the contract families)
+from gateway.metrics import REGISTRY as GATEWAY
 
 SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
 
@@ -20,7 +22,7 @@ def exposed() -> dict[str, set[str]]:
     faust = CollectorRegistry()
     FaustMetrics.create(faust, "refstream_faust")
     names: dict[str, set[str]] = {}
-    for registry in (REGISTRY, faust):
+    for registry in (REGISTRY, faust, GATEWAY):
         for collector in list(registry._collector_to_names):
             for family in collector.collect():
                 if not family.name.startswith("refstream_"):

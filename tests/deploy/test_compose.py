@@ -52,3 +52,18 @@ def test_workers_are_wired_by_environment():
         for var in ("HUBSPOT_ACCESS_TOKEN", "KLAVIYO_API_KEY", "MIXPANEL_PROJECT_TOKEN"):
             assert var in env, (name, var)
     assert services["worker-1"]["build"]["target"] == "worker"
+
+
+def test_the_gateway_runs_from_the_worker_image_with_its_secrets_from_the_environment():
+    services = compose()["services"]
+    gateway = services["gateway"]
+    assert (gateway["image"], gateway["command"]) == ("refstream-worker:dev", ["gateway"])
+    env = gateway["environment"]
+    assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    for source in ("SHOPIFY", "STRIPE", "REFERRALCANDY", "REWARDFUL", "INTERNAL"):
+        assert env[f"REFSTREAM_GATEWAY_{source}_SECRET"].startswith(
+            f"${{REFSTREAM_GATEWAY_{source}_SECRET:-"
+        )
+    assert "8088:8088" in gateway["ports"]
+    topics = (ROOT / "deploy/kafka/create-topics.sh").read_text()
+    assert "refstream-dlq-gateway" in topics

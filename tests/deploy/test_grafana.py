@@ -50,12 +50,15 @@ def test_every_panel_queries_existing_metric_families():
 
 def test_dashboard_covers_what_sres_watch():
     text = " ".join(expr for _, expr, _ in queries())
+    assert 'outcome="unavailable"' in text and 'outcome="unauthorized"' in text
     for family in (
         "refstream_events_total", "refstream_consumer_lag",
         "refstream_attribution_latency_seconds_bucket", "refstream_sink_delivered_total",
         "refstream_sink_retries_total", "refstream_sink_dlq_total",
         "refstream_sink_circuit_open", "refstream_sink_delivery_latency_seconds_bucket",
-        "refstream_worker_ready",
+        "refstream_worker_ready", "refstream_gateway_requests_total",
+        "refstream_gateway_request_duration_seconds_bucket",
+        "refstream_gateway_events_published_total", "refstream_gateway_dlq_total",
     ):  # fmt: skip
         assert family in text, family
 

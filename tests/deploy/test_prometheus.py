@@ -31,7 +31,7 @@ def run_promtool(*args: str) -> str:
 
 @needs_promtool
 def test_rules_are_valid():
-    assert "SUCCESS: 8 rules found" in run_promtool("check", "rules", "alerts.yml")
+    assert "SUCCESS: 10 rules found" in run_promtool("check", "rules", "alerts.yml")
 
 
 @needs_promtool
@@ -58,6 +58,10 @@ def test_prometheus_scrapes_the_workers_and_loads_the_rules():
     job = next(job for job in config["scrape_configs"] if job["job_name"] == "refstream")
     assert job["metrics_path"] == "/metrics"
     assert job["static_configs"][0]["targets"] == ["worker-1:6066", "worker-2:6066"]
+    gateway = next(
+        job for job in config["scrape_configs"] if job["job_name"] == "refstream-gateway"
+    )
+    assert gateway["static_configs"][0]["targets"] == ["gateway:8088"]
 
 
 def test_alerts_query_metrics_a_worker_exposes():

@@ -37,6 +37,7 @@ TOPIC_VARS = {
     "by_customer": "REFSTREAM_TOPIC_BY_CUSTOMER",
     "by_email": "REFSTREAM_TOPIC_BY_EMAIL",
     "by_advocate": "REFSTREAM_TOPIC_BY_ADVOCATE",
+    "by_order": "REFSTREAM_TOPIC_BY_ORDER",
     "advocate_totals": "REFSTREAM_TOPIC_ADVOCATE_TOTALS",
 }
 

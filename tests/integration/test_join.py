@@ -17,6 +17,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
+from agents.rules import Released
 from dev.generator import Record, Workload
 from dev.kafka_io import produce, read_topic
 
@@ -191,6 +192,13 @@ async def test_join_is_exact_against_the_rules(pipeline):
     for kind, count in Counter(a.kind.value for a in expected.emitted).items():
         assert total(samples, "refstream_attributions_total", kind=kind) == count
     assert total(samples, "refstream_pending_events") == 0
+    released = Counter(expected.dropped)
+    assert released["signup_not_referred"] > 0  # a shop's customers never referred
+    for reason in Released:  # every series present, each count exact
+        assert (
+            samples[("refstream_events_released_total", (("reason", reason.value),))]
+            == released[reason]
+        ), reason
     assert total(samples, "refstream_attribution_latency_seconds_count") == len(want)
 
 
