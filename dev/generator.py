@@ -67,8 +67,10 @@ class Workload:
         return self.phase1 + self.phase2
 
     @classmethod
-    def build(cls, journeys: int = 200, seed: int = 7, invalid: int = 5) -> Workload:
-        return _Builder(random.Random(seed)).build(journeys, invalid)
+    def build(cls, journeys: int = 200, seed: int = 7, invalid: int = 5, run: str = "") -> Workload:
+        """The same ``seed`` gives the same journeys; ``run`` goes into every id (event,
+        referral, order and person ids), so runs with different ``run`` never share an id."""
+        return _Builder(random.Random(seed), run).build(journeys, invalid)
 
     def expected(self, rules: JoinRules | None = None, phases: int = 2) -> JoinSim:
         """The outcome the pipeline must reach once every pending TTL has passed.
@@ -85,14 +87,15 @@ class Workload:
 
 
 class _Builder:
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(self, rng: random.Random, run: str = "") -> None:
         self.rng = rng
+        self.run = f"{run}_" if run else ""
         self.workload = Workload()
         self.n = 0
 
     def _id(self, prefix: str) -> str:
         self.n += 1
-        return f"{prefix}_{self.n:06d}"
+        return f"{prefix}_{self.run}{self.n:06d}"
 
     def _person(self, prefix: str) -> dict:
         first, last = self.rng.choice(FIRST), self.rng.choice(LAST)
