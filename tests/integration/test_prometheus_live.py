@@ -1,0 +1,155 @@
+"""The dashboard and the alerts against a real Prometheus (Debian's ``prometheus``).
+
+Prometheus scrapes a worker and the lag exporter every second with the production alert
+rules loaded (each ``for:`` shortened to 3 s, ``dev/prometheus.py``). A workload runs while
+HubSpot is down, then the worker is stopped. Through Prometheus's HTTP API: every query of
+the dashboard returns data, the CRM sink's lag during the outage is the broker's truth
+(its circuit is open and its consumer paused: it has no high-water mark of its own to go
+by), and the alerts are pending or firing when they should be, and only then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from dev.generator import Workload
+from dev.kafka_io import produce
+from dev.prometheus import PrometheusServer, prometheus_binary
+from dev.worker import WorkerProcess
+
+from .test_join import run_phases
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        prometheus_binary() is None and not os.environ.get("CI"),
+        reason="prometheus not installed (.ci/run installs Debian's package)",
+    ),
+]
+
+DASHBOARD = Path(__file__).parents[2] / "deploy" / "grafana" / "dashboards" / "refstream.json"
+
+
+def dashboard_queries() -> list[tuple[str, str]]:
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    return [
+        (panel["title"], target["expr"].replace("$worker", ".*"))
+        for panel in panels
+        if panel["type"] != "row"
+        for target in panel["targets"]
+    ]
+
+
+async def until(condition: Callable[[], object], timeout: float, what: str) -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await asyncio.to_thread(condition)
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        await asyncio.sleep(0.5)
+
+
+async def set_faults(url: str, faults: dict) -> None:
+    """Through the emulator's control endpoint (it runs in this event loop)."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{url}/_control/faults", json=faults) as answer,
+    ):
+        assert answer.status == 200
+
+
+def firing(prom: PrometheusServer, name: str) -> bool:
+    return "firing" in prom.alerts().get(name, set())
+
+
+def active(prom: PrometheusServer, name: str) -> bool:
+    return bool(prom.alerts().get(name))
+
+
+async def test_dashboard_and_alerts_tell_the_truth_through_an_outage_and_a_stopped_worker(
+    sink_pipeline, emulators, tmp_path
+):
+    started = time.monotonic()
+    pipeline = sink_pipeline
+    pipeline.env["REFSTREAM_LAG_INTERVAL_SECONDS"] = "1"
+    app_id = pipeline.env["REFSTREAM_APP_ID"]
+    attributions = pipeline.topics["attributions"]
+    crm_lag = (
+        "sum(max by (group, topic, partition) "
+        f'(refstream_consumer_lag{{group="{app_id}-sink-crm",topic="{attributions}"}}))'
+    )
+    exporter = WorkerProcess(pipeline.env, pipeline.workdir, "lag-exporter")
+    exporter.command = ("lag-exporter", "--host", "127.0.0.1", "--port", str(exporter.port))
+    pipeline.workers.append(exporter)  # stopped with the workers
+    exporter.start()
+    worker = await pipeline.start_worker()
+    await asyncio.to_thread(exporter.wait_ready, 60, "/healthz")
+    jobs = {"refstream": [worker.url[7:]], "refstream-lag": [exporter.url[7:]]}
+    with PrometheusServer(tmp_path / "prometheus", jobs) as prom:
+        await until(lambda: prom.targets_up("refstream") and prom.targets_up("refstream-lag"),
+                    30, "both targets scraped")  # fmt: skip
+
+        # HubSpot down for the whole workload: the CRM sink opens its circuit and pauses.
+        hubspot = emulators.urls["hubspot"]
+        await set_faults(hubspot, {"down": True})
+        workload = Workload.build(journeys=700, seed=71, invalid=4)
+        expected = workload.expected()
+        records = await run_phases(pipeline, workload)
+        truth = len(records)  # nothing committed by the CRM sink: every record is lag
+        assert truth >= len(expected.emitted) > 1000
+
+        await until(lambda: firing(prom, "RefstreamCircuitOpen"), 30, "circuit alert fires")
+        await until(lambda: prom.value(crm_lag) == truth, 20,
+                    f"CRM lag in Prometheus = {truth} records on the topic")  # fmt: skip
+        # both reporters read it from the broker: the worker and the exporter agree
+        per_job = crm_lag.replace("sum(max by (group,", "sum by (job) (max by (job, group,")
+        by_job = {s["metric"]["job"]: float(s["value"][1]) for s in prom.query(per_job)}
+        assert by_job == {"refstream": truth, "refstream-lag": truth}, by_job
+        await until(lambda: active(prom, "RefstreamConsumerLagGrowing"), 20,
+                    "lag growing alert during the outage")  # fmt: skip
+        lagging = {a["labels"]["group"] for a in prom._get("/api/v1/alerts")["alerts"]
+                   if a["labels"]["alertname"] == "RefstreamConsumerLagGrowing"}  # fmt: skip
+        assert f"{app_id}-sink-crm" in lagging
+        assert not active(prom, "RefstreamNoWorkerScraped")
+        assert not active(prom, "RefstreamSinkDeadLetters")  # an outage delays, loses nothing
+
+        # Every dashboard query returns data (series exist at 0 before their first event).
+        empty = [(title, expr) for title, expr in dashboard_queries() if not prom.query(expr)]
+        assert empty == []
+        # the first burst after the start is seen by increase(): its series existed at 0
+        not_referred = expected.dropped.count("order_not_referred")
+        released = 'sum(increase(refstream_events_released_total{reason="order_not_referred"}[5m]))'
+        assert not_referred and (prom.value(released) or 0) > 0
+        invalid = 'sum(increase(refstream_events_total{outcome="invalid"}[5m]))'
+        assert (prom.value(invalid) or 0) > 0
+
+        # HubSpot back: the circuit closes by itself and the CRM lag drains to 0.
+        await set_faults(hubspot, {})
+        await until(lambda: prom.value(crm_lag) == 0, 60, "CRM lag back to 0 after the outage")
+        await until(lambda: not active(prom, "RefstreamCircuitOpen"), 20, "circuit alert ends")
+
+        # The worker stops: lag stays visible (the exporter), new input shows as ingest lag,
+        # "workers scraped" reads 0 (not No data), and the no-worker alert fires.
+        worker.stop(timeout=30)
+        await until(lambda: firing(prom, "RefstreamNoWorkerScraped"), 30, "no worker alert")
+        assert active(prom, "RefstreamWorkerNotReady")
+        more = Workload.build(journeys=30, seed=72, invalid=0, run="late")
+        sent = await produce(more.records, pipeline.servers, pipeline.topics)
+        ingest_lag = crm_lag.replace(f'group="{app_id}-sink-crm",topic="{attributions}"',
+                                     f'group="{app_id}-ingest"')  # fmt: skip
+        await until(lambda: prom.value(ingest_lag) == sent, 20,
+                    f"ingest lag = the {sent} records sent while the worker is down")  # fmt: skip
+        for title, expr in dashboard_queries():
+            if title == "Workers scraped and ready":
+                assert prom.value(expr) == 0, expr
+    print(f"live Prometheus test: {time.monotonic() - started:.0f} s, crm lag {truth}")
