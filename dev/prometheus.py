@@ -113,10 +113,14 @@ class PrometheusServer:
         assert len(result) <= 1, result
         return float(result[0]["value"][1]) if result else None
 
+    def raw_alerts(self) -> list[dict]:
+        """The active alerts, each with its ``labels`` and ``state``."""
+        return self._get("/api/v1/alerts")["alerts"]
+
     def alerts(self) -> dict[str, set[str]]:
         """Alert name → the states (``pending``, ``firing``) of its active alerts."""
         states: dict[str, set[str]] = {}
-        for alert in self._get("/api/v1/alerts")["alerts"]:
+        for alert in self.raw_alerts():
             states.setdefault(alert["labels"]["alertname"], set()).add(alert["state"])
         return states
 

@@ -27,6 +27,7 @@ from collections.abc import Iterator, Mapping, Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.protocol.metadata import MetadataRequest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
@@ -117,11 +118,12 @@ class BrokerLag(Collector):
                 await consumer.stop()
 
     async def _partitions(self, admin: AIOKafkaAdminClient) -> list[TopicPartition]:
-        """The partitions of the groups' topics that exist. Metadata for all topics, not
-        for the named ones: asking for a missing topic by name would let a broker with
-        auto-creation create it with its default partition count."""
-        wanted = {topic for topics in self.groups.values() for topic in topics}
-        metadata = (await admin._get_cluster_metadata(topics=None)).to_object()
+        """The partitions of the groups' topics that exist. Asked for by name with
+        auto-creation off: a broker that auto-creates topics would otherwise create a missing
+        one with its default partition count before the worker creates it right."""
+        wanted = sorted({topic for topics in self.groups.values() for topic in topics})
+        request = MetadataRequest(wanted, allow_auto_topic_creation=False)
+        metadata = (await admin._send_request(request)).to_object()
         return [
             TopicPartition(topic["topic"], partition["partition"])
             for topic in metadata["topics"]
