@@ -141,11 +141,11 @@ class BrokerLag(Collector):
             ends = await consumer.end_offsets(partitions)
         lags: dict[LagKey, int] = {}
         for group, topics in self.groups.items():
-            owned = [tp for tp in partitions if tp.topic in topics]
-            if not owned:
+            theirs = [tp for tp in partitions if tp.topic in topics]
+            if not theirs:
                 continue
-            committed = await admin.list_consumer_group_offsets(group, partitions=owned)
-            for tp in owned:
+            committed = await admin.list_consumer_group_offsets(group, partitions=theirs)
+            for tp in theirs:
                 meta = committed.get(tp)
                 offset = meta.offset if meta is not None and meta.offset >= 0 else None
                 lags[(group, tp.topic, tp.partition)] = partition_lag(ends[tp], starts[tp], offset)
