@@ -88,7 +88,7 @@ def alerted(prom: PrometheusServer, name: str, label: str, state: str = "firing"
 async def test_dashboard_and_alerts_tell_the_truth_through_an_outage_and_a_stopped_worker(
     sink_pipeline, emulators, tmp_path
 ):
-    started = time.monotonic()
+    started, wall_start = time.monotonic(), time.time()
     pipeline = sink_pipeline
     pipeline.env["REFSTREAM_LAG_INTERVAL_SECONDS"] = "1"
     app_id = pipeline.env["REFSTREAM_APP_ID"]
@@ -147,6 +147,11 @@ async def test_dashboard_and_alerts_tell_the_truth_through_an_outage_and_a_stopp
         # Every dashboard query returns data (series exist at 0 before their first event).
         empty = [(title, expr) for title, expr in dashboard_queries() if not prom.query(expr)]
         assert empty == []
+        # the worker's own account: its tables hold keys, its start was a recovery
+        assert (prom.value("sum(refstream_table_keys)") or 0) > 0
+        recovered = prom.value("max(refstream_recovery_completed_timestamp_seconds)")
+        assert recovered is not None and wall_start < recovered < time.time()
+        assert (prom.value("max(refstream_recovery_duration_seconds)") or 0) > 0
         # the first burst after the start is seen by increase(): its series existed at 0
         not_referred = expected.dropped.count("order_not_referred")
         released = 'sum(increase(refstream_events_released_total{reason="order_not_referred"}[5m]))'
