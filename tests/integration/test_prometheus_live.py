@@ -166,7 +166,7 @@ async def test_dashboard_and_alerts_tell_the_truth_through_an_outage_and_a_stopp
 
         # The worker stops: lag stays visible (the exporter), new input shows as ingest lag,
         # "workers scraped" reads 0 (not No data), and the no-worker alert fires.
-        worker.stop(timeout=30)
+        await asyncio.to_thread(worker.stop, 30)  # the emulators run in this event loop
         await until(lambda: firing(prom, "RefstreamNoWorkerScraped"), 30, "no worker alert")
         assert active(prom, "RefstreamWorkerNotReady")
         more = Workload.build(journeys=30, seed=72, invalid=0, run="late")
