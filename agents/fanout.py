@@ -30,7 +30,7 @@ from sinks.delivery.watch import DeliveryWatch
 from sinks.delivery.window import SlidingWindowLimiter
 from sinks.registry import build_sinks
 from streams.app import app, settings
-from streams.group_consumer import GroupLag, group_consumer
+from streams.group_consumer import group_consumer
 from streams.topics import ensure_topic
 
 __all__ = ["ShareOfLimits", "SinkConsumer", "run_sinks"]
@@ -79,7 +79,6 @@ class SinkConsumer:
         # Several rounds of full requests per poll: the rate limiter stays busy while the
         # consumer commits and fetches between polls.
         self.poll_records = sink.policy.batch_size * sink.policy.max_in_flight * 4
-        self.lag = GroupLag(self.group)
 
     @property
     def topics(self) -> list[str]:
@@ -100,7 +99,7 @@ class SinkConsumer:
         await self.sink.setup()
         for topic in self.topics:
             await ensure_topic(topic)  # subscribing to a missing topic auto-creates it
-        consumer = self.lag.consumer = self._consumer()
+        consumer = self._consumer()
         await consumer.start()
         log.info("sink started sink=%s", self.sink.name)
         try:
@@ -119,8 +118,6 @@ class SinkConsumer:
                         await self.deliverer.deliver(Batch(tuple(items)))
                     finally:
                         self.watch.finished()
-                if not fetched:
-                    await self.lag.learn_committed()
                 # A partition revoked during delivery is not ours to commit (aiokafka
                 # raises IllegalStateError): its new owner redelivers, and vendors dedup.
                 owned = consumer.assignment()
@@ -128,11 +125,9 @@ class SinkConsumer:
                 if offsets:
                     try:
                         await consumer.commit(offsets)
-                        self.lag.committed_now(offsets)
                     except (CommitFailedError, IllegalStateError):
                         log.warning("sink commit lost to a rebalance sink=%s", self.sink.name)
         finally:
-            self.lag.consumer = None
             await consumer.stop()
             await self.sink.aclose()
 

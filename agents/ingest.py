@@ -27,7 +27,7 @@ from agents.outbox import Outbox, crash_on_error
 from agents.rules import route
 from schemas.events import InvalidEvent, parse_event
 from streams.app import app, producer, settings
-from streams.group_consumer import GroupLag, group_consumer
+from streams.group_consumer import group_consumer
 from streams.metrics import EVENTS
 from streams.topics import STAGE_TOPICS, ensure_topic
 
@@ -109,18 +109,18 @@ class IngestConsumer:
     def __init__(self) -> None:
         self.group = f"{settings.app_id}-ingest"
         self.topics = [_t.referrals, _t.signups, _t.orders]
-        self.lag = GroupLag(self.group)
+        self.consumer: AIOKafkaConsumer | None = None
 
     def assigned(self) -> bool:
         """The group has given this worker its input partitions (part of ``/readyz``)."""
-        consumer = self.lag.consumer
+        consumer = self.consumer
         return consumer is not None and bool(consumer.assignment())
 
     async def run(self) -> None:
         for topic in self.topics:
             await ensure_topic(topic)  # subscribing to a missing topic auto-creates it
         await _prepare_outputs()
-        consumer = self.lag.consumer = group_consumer(
+        consumer = self.consumer = group_consumer(
             settings, self.topics, self.group, settings.batch_size
         )
         await consumer.start()
@@ -143,19 +143,15 @@ class IngestConsumer:
                 if pending and (idle or due):
                     await self._commit(consumer, pending)
                     pending, last_commit = {}, time.monotonic()
-                elif idle and due:  # for the lag of partitions this run has not committed
-                    await self.lag.learn_committed()
-                    last_commit = time.monotonic()
         finally:
             if pending:
                 await self._commit(consumer, pending)
-            self.lag.consumer = None
+            self.consumer = None
             await consumer.stop()
 
     async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]):
         try:
             await consumer.commit(offsets)
-            self.lag.committed_now(offsets)
         except CommitFailedError:  # a rebalance: the new owner reads these records again
             log.warning("ingest commit lost to a rebalance group=%s", self.group)
         except KafkaError as exc:  # the same: the records are read again, never lost

@@ -31,7 +31,6 @@ from agents.outbox import Outbox, crash_on_error
 from agents.rules import (
     Expire,
     JoinRules,
-    Released,
     Stage,
     StepResult,
     advocate_step,
@@ -381,9 +380,6 @@ async def join_advocates(stream: StreamT) -> None:
 async def join_orders(stream: StreamT) -> None:
     await _run(STAGES[Stage.ORDER], stream)
 
-
-for _reason in Released:  # every series at 0 from start-up: increase() sees the first one
-    DROPPED.labels(_reason.value)
 
 _SWEEP_SECONDS = min(30.0, max(0.5, settings.pending_ttl_seconds / 10))
 

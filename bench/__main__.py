@@ -525,7 +525,7 @@ async def _join_with_state(bench: Bench, worker: WorkerProcess, topics: dict[str
     """On top of the loaded state: a backlog of fresh journeys (events/s until the last of
     their attributions) and then a steady 1,000 events/s for 20 s (input → attribution
     p99)."""
-    workload = Workload.build(journeys=8000, seed=5, invalid=0, namespace=f"g{label}")
+    workload = Workload.build(journeys=8000, seed=5, invalid=0, run=f"g{label}")
     want = {a.attribution_event_id for a in workload.expected(phases=1).emitted}
     records = [(topics[r.topic], r.key, r.value) for r in workload.phase1]
     started = time.time()
@@ -544,7 +544,7 @@ async def _join_with_state(bench: Bench, worker: WorkerProcess, topics: dict[str
     events_per_s = len(records) / (max(emitted) - started)
 
     paced = Workload.build(journeys=int(1000 * 20 / 2.75) + 10, seed=6, invalid=0,
-                           namespace=f"p{label}")  # fmt: skip
+                           run=f"p{label}")  # fmt: skip
     stream = sorted(paced.phase1, key=lambda r: orjson.loads(r.value)["occurred_at"])[:20_000]
     sent_at: dict[str, float] = {}
     await kafka.produce_paced(

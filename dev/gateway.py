@@ -101,10 +101,9 @@ class GatewayProcess(WorkerProcess):
     """One gateway process on a free loopback port, with its own log file; the platform
     secrets are :data:`TEST_SECRETS` unless ``env`` says otherwise."""
 
-    args = ()
-
     def __init__(self, env: dict[str, str], workdir: Path, name: str = "gateway") -> None:
         super().__init__({**TEST_SECRETS, **env}, workdir, name, module="gateway")
+        self.command = ()
         self.env |= {
             "REFSTREAM_GATEWAY_HOST": "127.0.0.1",
             "REFSTREAM_GATEWAY_PORT": str(self.port),

@@ -73,13 +73,10 @@ class Workload:
         return self.phase1 + self.phase2
 
     @classmethod
-    def build(
-        cls, journeys: int = 200, seed: int = 7, invalid: int = 5, namespace: str = ""
-    ) -> Workload:
-        """:param namespace: put into every id and email (``ref_<namespace>_000001``), so
-        workloads built with different namespaces share no id, customer or email (the
-        soak streams one per chunk); empty (default): ``ref_000001``."""
-        return _Builder(random.Random(seed), namespace).build(journeys, invalid)
+    def build(cls, journeys: int = 200, seed: int = 7, invalid: int = 5, run: str = "") -> Workload:
+        """The same ``seed`` gives the same journeys; ``run`` goes into every id (event,
+        referral, order and person ids), so runs with different ``run`` never share an id."""
+        return _Builder(random.Random(seed), run).build(journeys, invalid)
 
     def expected(
         self, rules: JoinRules | None = None, phases: int = 2, extra: Iterable = ()
@@ -101,15 +98,15 @@ class Workload:
 
 
 class _Builder:
-    def __init__(self, rng: random.Random, namespace: str = "") -> None:
+    def __init__(self, rng: random.Random, run: str = "") -> None:
         self.rng = rng
+        self.run = f"{run}_" if run else ""
         self.workload = Workload()
         self.n = 0
-        self.namespace = f"{namespace}_" if namespace else ""
 
     def _id(self, prefix: str) -> str:
         self.n += 1
-        return f"{prefix}_{self.namespace}{self.n:06d}"
+        return f"{prefix}_{self.run}{self.n:06d}"
 
     def _person(self, prefix: str) -> dict:
         first, last = self.rng.choice(FIRST), self.rng.choice(LAST)

@@ -19,9 +19,6 @@ __all__ = ["WorkerProcess"]
 class WorkerProcess:
     """One worker process with its own web port, data dir and log file."""
 
-    args: tuple[str, ...] = ("worker", "--loglevel", "info")
-    """What follows ``python -m <module>``."""
-
     def __init__(
         self, env: dict[str, str], workdir: Path, name: str = "worker", module: str = "streams"
     ) -> None:
@@ -38,6 +35,8 @@ class WorkerProcess:
             "REFSTREAM_DATA_DIR": str(workdir / f"{name}-data"),
         }
         self.process: subprocess.Popen | None = None
+        self.command: tuple[str, ...] = ("worker", "--loglevel", "info")
+        """The ``refstream`` command the process runs (e.g. ``lag-exporter``)."""
 
     @property
     def url(self) -> str:
@@ -47,7 +46,7 @@ class WorkerProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", self.module, *self.args],
+                [sys.executable, "-m", self.module, *self.command],
                 cwd=self.workdir,
                 env=self.env,
                 stdout=log,
@@ -63,13 +62,13 @@ class WorkerProcess:
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read()
 
-    def wait_ready(self, timeout: float = 90.0) -> WorkerProcess:
+    def wait_ready(self, timeout: float = 90.0, path: str = "/readyz") -> WorkerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is None or self.process.poll() is not None:
                 raise RuntimeError(f"worker exited; log:\n{self.tail()}")
             try:
-                if self.get("/readyz", timeout=2)[0] == 200:
+                if self.get(path, timeout=2)[0] == 200:
                     return self
             except OSError:
                 pass

@@ -8,7 +8,7 @@ from streams.app import app, settings
 
 __all__ = [
     "acls", "dlq_list", "dlq_replay", "gateway_dlq_list", "gateway_dlq_replay", "generate",
-    "schemas",
+    "lag_exporter", "schemas",
 ]  # fmt: skip
 
 SINK = option("--sink", required=True, help="Sink name: crm, email or analytics.")
@@ -39,17 +39,35 @@ async def acls(self, principal: str) -> None:
     option("--journeys", type=int, default=200, help="Referral journeys to generate."),
     option("--seed", type=int, default=7, help="Random seed (same seed, same events)."),
     option("--invalid", type=int, default=5, help="Invalid records to mix in."),
-)
-async def generate(self, journeys: int, seed: int, invalid: int) -> None:
+    option("--replay", is_flag=True, default=False,
+           help="Same seed, same event ids: send a run again (the pipeline drops them as "
+                "duplicates). Without it, every run's ids are fresh."),
+)  # fmt: skip
+async def generate(self, journeys: int, seed: int, invalid: int, replay: bool) -> None:
     """Produce a realistic, shuffled workload onto the input topics."""
+    import secrets
+
     from dev.generator import Workload
     from dev.kafka_io import produce
 
-    workload = Workload.build(journeys=journeys, seed=seed, invalid=invalid)
+    run = "" if replay else secrets.token_hex(4)
+    workload = Workload.build(journeys=journeys, seed=seed, invalid=invalid, run=run)
     t = settings.topics
     names = {"referrals": t.referrals, "signups": t.signups, "orders": t.orders}
     sent = await produce(workload.records, settings.kafka, names)
-    self.say(f"sent {sent} records ({journeys} journeys, {invalid} invalid)")
+    ids = "replayed ids" if replay else f"ids of run {run}"
+    self.say(f"sent {sent} records ({journeys} journeys, {invalid} invalid, {ids})")
+
+
+@app.command(
+    option("--host", default="0.0.0.0", help="Address to serve /metrics on."),
+    option("--port", type=int, default=6068, help="Port to serve /metrics on."),
+)
+async def lag_exporter(self, host: str, port: int) -> None:
+    """Serve every consumer group's lag, read from the broker, on /metrics (no worker needed)."""
+    from streams.lag_exporter import serve
+
+    await serve(settings, host, port)
 
 
 @app.command(SINK, REASON)

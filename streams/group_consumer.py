@@ -6,13 +6,12 @@ consumer group of its own, named after the app id.
 
 from __future__ import annotations
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from streams import tansu
-from streams.lag import CONSUMER_LAG, Offsets
 from streams.settings import BrokerCompat, Settings
 
-__all__ = ["GroupLag", "group_consumer"]
+__all__ = ["group_consumer"]
 
 
 def group_consumer(
@@ -40,38 +39,3 @@ def group_consumer(
         ),
         fetch_max_wait_ms=tansu.FETCH_MAX_WAIT_MS if compat else 500,
     )
-
-
-class GroupLag:
-    """The offsets one group consumer has committed, reported as ``refstream_consumer_lag``
-    against the high-water marks of its fetches, for the partitions it owns now."""
-
-    def __init__(self, group: str) -> None:
-        self.consumer: AIOKafkaConsumer | None = None
-        self.committed: dict[TopicPartition, int] = {}
-        CONSUMER_LAG.register(group, self.offsets)
-
-    def offsets(self) -> dict[tuple[str, int], Offsets]:
-        consumer = self.consumer
-        if consumer is None:
-            return {}
-        return {
-            (tp.topic, tp.partition): Offsets(self.committed.get(tp), consumer.highwater(tp))
-            for tp in consumer.assignment()
-        }
-
-    def committed_now(self, offsets: dict[TopicPartition, int]) -> None:
-        self.committed |= offsets
-
-    async def learn_committed(self) -> None:
-        """Committed offsets of partitions this run has not committed yet (after a start or
-        a rebalance), so an idle group shows no lag rather than all of it."""
-        consumer = self.consumer
-        if consumer is None:
-            return
-        assigned = consumer.assignment()
-        for tp in self.committed.keys() - assigned:  # revoked: another worker moves it on
-            del self.committed[tp]
-        for tp in assigned - self.committed.keys():
-            if (offset := await consumer.committed(tp)) is not None:
-                self.committed[tp] = offset

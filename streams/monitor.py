@@ -1,4 +1,4 @@
-"""Faust's own Prometheus sensor and the join's consumer lag, both on :data:`app`.
+"""Faust's own Prometheus sensor, consumer lag, rebalances and table sizes, on :data:`app`.
 
 ``faust.sensors.prometheus`` is used as it ships; only its own ``/metrics`` page is left out
 (``streams.web`` serves the one registry), and its series are prefixed ``refstream_faust_``
@@ -7,36 +7,88 @@ so that every family of the worker starts with ``refstream_`` (contract section 
 Faust calls its sensors several times per event, table operation and send; measured on the
 join, its Prometheus sensor costs about a quarter of the throughput and its default monitor
 a tenth. ``REFSTREAM_FAUST_SENSOR=false`` turns both off (the ``refstream_*`` families stay).
+No dashboard panel or alert depends on Faust's sensor: the join's stages do not run through
+its per-event path and the app sends through its own producer, so its event runtime and sent
+counts say nothing about this app.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator
+from typing import Any
 
 import faust
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from prometheus_client import REGISTRY
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from streams.app import app, settings
-from streams.lag import CONSUMER_LAG, Offsets
+from streams.lag import BrokerLag
+from streams.metrics import (
+    PENDING_TTL,
+    REBALANCES,
+    RECOVERY_COMPLETED,
+    RECOVERY_DURATION,
+    init_join_series,
+)
 
-__all__ = ["install"]
+__all__ = ["LAG", "TableKeys", "install"]
+
+LAG = BrokerLag.of(settings).install(REGISTRY)
 
 
-def _join_offsets(app: faust.App) -> Mapping[tuple[str, int], Offsets]:
-    """Input partitions of the agents; changelogs are read by table recovery, not committed."""
-    consumer = app.consumer
-    committed = consumer._committed_offset  # Faust keeps no public accessor for it
-    changelogs = app.tables.changelog_topics
-    return {
-        (tp.topic, tp.partition): Offsets(committed.get(tp), consumer.highwater(tp))
-        for tp in consumer.assignment()
-        if tp.topic not in changelogs
-    }
+@app.task
+async def watch_lag() -> None:
+    await LAG.run()
+
+
+class TableKeys(Collector):
+    """``refstream_table_keys{table}``: keys in this worker's share of each table (RocksDB's
+    own estimate, read per partition database; exact for the memory store)."""
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "refstream_table_keys", "Keys in this worker's partitions of a table", labels=["table"]
+        )
+        for table in self.app.tables.values():
+            family.add_metric([table.name], table_keys(table.data))
+        yield family
+
+
+def table_keys(store: Any) -> int:
+    dbs = getattr(store, "_dbs", None)
+    if dbs is None:  # the memory store: one dict
+        return len(store.data)
+    return sum(db.property_int_value("rocksdb.estimate-num-keys") or 0 for db in dbs.values())
+
+
+_rebalance_started = time.monotonic()
+
+
+@app.on_partitions_revoked.connect
+async def _rebalance_starts(sender: Any = None, *args: Any, **kwargs: Any) -> None:
+    global _rebalance_started
+    _rebalance_started = time.monotonic()
+
+
+@app.on_rebalance_complete.connect
+async def _recovery_done(sender: Any = None, **kwargs: Any) -> None:
+    """Faust sends this once the assignment's tables are recovered."""
+    RECOVERY_DURATION.set(time.monotonic() - _rebalance_started)
+    RECOVERY_COMPLETED.set_to_current_time()
+    REBALANCES.inc()
 
 
 def install(app: faust.App, faust_sensor: bool) -> None:
-    CONSUMER_LAG.register(app.conf.id, lambda: _join_offsets(app))
+    t = settings.topics
+    init_join_series((t.referrals, t.signups, t.orders))
+    PENDING_TTL.set(settings.pending_ttl_seconds)
+    REGISTRY.register(TableKeys(app))
     if faust_sensor:
         app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(REGISTRY, "refstream_faust"))
     else:

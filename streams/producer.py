@@ -20,6 +20,7 @@ from aiokafka.errors import KafkaError
 from murmurhash2 import murmurhash2
 
 from streams.connection import KafkaConnection, connection_of
+from streams.metrics import PRODUCER_SEND_RETRIES
 
 __all__ = ["BatchProducer", "Headers", "OutRecord", "place"]
 
@@ -125,6 +126,7 @@ class BatchProducer:
                     log.warning("send failed, retrying topic=%s partition=%s error=%r",
                                 batch[0], batch[1], result)  # fmt: skip
                     failed.append(batch)
+                    PRODUCER_SEND_RETRIES.inc()
                 else:
                     for index, record in enumerate(batch[2]):
                         record.offset = result.offset + index

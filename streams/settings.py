@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     """A sink whose oldest undelivered record is older than this while its vendor answers
     is stuck: ``/readyz`` names it (sinks/delivery/watch.py)."""
 
+    lag_interval_seconds: float = Field(5.0, gt=0, alias="REFSTREAM_LAG_INTERVAL_SECONDS")
+    """How often consumer lag is read from the broker (``streams/lag.py``), by every worker
+    and by ``refstream lag-exporter``."""
+
     signup_window_days: float = Field(30, gt=0, alias="ATTRIBUTION_SIGNUP_WINDOW_DAYS")
     order_window_days: float = Field(90, gt=0, alias="ATTRIBUTION_ORDER_WINDOW_DAYS")
     pending_ttl_seconds: float = Field(86400, gt=0, alias="PENDING_TTL_SECONDS")

@@ -6,7 +6,8 @@ test can assert that the sinks sent, and the emulators answered, only what the s
 
 Faults, set with ``POST /_control/faults`` (JSON) and cleared with ``{}``:
 ``down`` (503 for everything), ``status_5xx_rate`` (0..1), ``status_5xx_first`` (the next N
-requests fail with 500, whatever the rate), ``latency`` (seconds),
+requests fail with 500, whatever the rate), ``status_5xx_every`` (every Nth request fails
+with 500: a steady error rate that never fails twice in a row), ``latency`` (seconds),
 ``rate_limit`` (answer 429 with ``Retry-After: retry_after`` to the next ``count`` requests),
 ``reject`` (record ids the vendor refuses as invalid). ``GET /_control/state`` reports what
 was accepted, deduplicated and refused.
@@ -58,9 +59,16 @@ class Faults:
     down: bool = False
     status_5xx_rate: float = 0.0
     status_5xx_first: int = 0
+    status_5xx_every: int = 0
     latency: float = 0.0
     rate_limit: dict[str, float] = field(default_factory=dict)
     reject: set[str] = field(default_factory=set)
+    answered: int = 0
+    """Requests answered since these faults were set (for ``status_5xx_every``)."""
+
+    def nth_fails(self) -> bool:
+        self.answered += 1
+        return bool(self.status_5xx_every) and self.answered % self.status_5xx_every == 0
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Faults:
@@ -68,6 +76,7 @@ class Faults:
             down=bool(data.get("down", False)),
             status_5xx_rate=float(data.get("status_5xx_rate", 0.0)),
             status_5xx_first=int(data.get("status_5xx_first", 0)),
+            status_5xx_every=int(data.get("status_5xx_every", 0)),
             latency=float(data.get("latency", 0.0)),
             rate_limit=dict(data.get("rate_limit") or {}),
             reject=set(data.get("reject") or ()),
@@ -186,8 +195,10 @@ class Emulator:
             limited["count"] -= 1
             retry_after = str(limited.get("retry_after", 1))
             return self.rate_limited(retry_after)
-        if faults.status_5xx_first > 0 or (
-            faults.status_5xx_rate and random.random() < faults.status_5xx_rate
+        if (
+            faults.nth_fails()
+            or faults.status_5xx_first > 0
+            or (faults.status_5xx_rate and random.random() < faults.status_5xx_rate)
         ):
             faults.status_5xx_first = max(0, faults.status_5xx_first - 1)
             return web.json_response({"message": "internal error"}, status=500)

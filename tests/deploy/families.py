@@ -6,9 +6,15 @@ from __future__ import annotations
 from faust.sensors.prometheus import FaustMetrics
 from prometheus_client import REGISTRY, CollectorRegistry
 
-import streams.lag
 import streams.metrics  # noqa: F401  (registers the contract families)
 from gateway.metrics import REGISTRY as GATEWAY
+from streams.lag import BrokerLag
+
+CUSTOM = {  # collectors of their own, with the labels their samples carry
+    "refstream_consumer_lag": {"group", "topic", "partition"},
+    "refstream_consumer_lag_age_seconds": set(),
+    "refstream_table_keys": {"table"},
+}
 
 SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
 
@@ -21,15 +27,17 @@ def exposed() -> dict[str, set[str]]:
     """Sample name → label names (``le`` included for histogram buckets)."""
     faust = CollectorRegistry()
     FaustMetrics.create(faust, "refstream_faust")
-    names: dict[str, set[str]] = {}
-    for registry in (REGISTRY, faust, GATEWAY):
+    lag = CollectorRegistry()
+    BrokerLag("localhost:9092", {}).install(lag)
+    names: dict[str, set[str]] = {
+        "refstream_table_keys": CUSTOM["refstream_table_keys"] | {"instance", "job"}
+    }
+    for registry in (REGISTRY, faust, GATEWAY, lag):
         for collector in list(registry._collector_to_names):
             for family in collector.collect():
-                if not family.name.startswith("refstream_"):
+                if not family.name.startswith(("refstream_", "process_")):
                     continue
-                labels = set(_labels(collector))
-                if family.name == "refstream_consumer_lag":
-                    labels = {"group", "topic", "partition"}
+                labels = CUSTOM.get(family.name, set(_labels(collector)))
                 for suffix in SUFFIXES.get(family.type, ("",)):
                     extra = {"le"} if suffix == "_bucket" else set()
                     names[family.name + suffix] = labels | extra | {"instance", "job"}

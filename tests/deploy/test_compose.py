@@ -32,7 +32,7 @@ def test_schema_check_catches_a_broken_file():
 def test_every_service_has_its_files_in_the_repo():
     services = compose()["services"]
     assert {"kafka", "kafka-init", "worker-1", "worker-2", "emulators", "prometheus",
-            "grafana"} <= set(services)  # fmt: skip
+            "grafana", "lag-exporter"} <= set(services)  # fmt: skip
     for name, service in services.items():
         build = service.get("build")
         if build:

@@ -31,7 +31,7 @@ def run_promtool(*args: str) -> str:
 
 @needs_promtool
 def test_rules_are_valid():
-    assert "SUCCESS: 10 rules found" in run_promtool("check", "rules", "alerts.yml")
+    assert "SUCCESS: 15 rules found" in run_promtool("check", "rules", "alerts.yml")
 
 
 @needs_promtool
@@ -62,6 +62,8 @@ def test_prometheus_scrapes_the_workers_and_loads_the_rules():
         job for job in config["scrape_configs"] if job["job_name"] == "refstream-gateway"
     )
     assert gateway["static_configs"][0]["targets"] == ["gateway:8088"]
+    lag = next(job for job in config["scrape_configs"] if job["job_name"] == "refstream-lag")
+    assert lag["static_configs"][0]["targets"] == ["lag-exporter:6068"]
 
 
 def test_alerts_query_metrics_a_worker_exposes():
@@ -69,6 +71,7 @@ def test_alerts_query_metrics_a_worker_exposes():
     rules = yaml.safe_load((DEPLOY / "alerts.yml").read_text())
     for group in rules["groups"]:
         for rule in group["rules"]:
-            metrics = re.findall(r"\b(refstream_[a-z_]+)\b", rule["expr"])
-            assert metrics, rule["alert"]
+            metrics = re.findall(r"\b((?:refstream|process)_[a-z_]+)\b", rule["expr"])
+            # only the scrape's own `up` besides the families a worker exposes
+            assert metrics or 'up{job="refstream"}' in rule["expr"], rule["alert"]
             assert all(m in families for m in metrics), (rule["alert"], metrics)

@@ -50,6 +50,18 @@ async def test_faults_are_set_and_cleared_over_http():
         assert emulators.mixpanel.faults.down is False
 
 
+async def test_every_nth_request_fails_and_never_two_in_a_row():
+    async with running_emulators(["analytics"]) as emulators, aiohttp.ClientSession() as http:
+        control = emulators.urls["mixpanel"] + "/_control/faults"
+        async with http.post(control, json={"status_5xx_every": 3}) as response:
+            assert response.status == 200
+        statuses = []
+        for _ in range(7):
+            async with http.post(emulators.urls["mixpanel"] + "/import", data=b"[]") as answer:
+                statuses.append(answer.status)
+        assert [status == 500 for status in statuses] == [False, False, True] * 2 + [False]
+
+
 async def test_the_vendor_rate_limit_is_enforced_in_a_sliding_window():
     async with running_emulators() as emulators, aiohttp.ClientSession() as http:
         hubspot = emulators.hubspot

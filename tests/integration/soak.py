@@ -122,7 +122,7 @@ def build_chunk(index: int, params: SoakParams) -> Chunk:
     """A chunk of ``journeys_per_chunk`` journeys and its expectation (run in a thread)."""
     workload = Workload.build(
         journeys=params.journeys_per_chunk, seed=params.seed + index,
-        invalid=3 if index == 0 else 0, namespace=f"c{index:05d}",
+        invalid=3 if index == 0 else 0, run=f"c{index:05d}",
     )  # fmt: skip
     expected = workload.expected()
     first = {a.attribution_event_id for a in workload.expected(phases=1).emitted}
