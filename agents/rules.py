@@ -465,7 +465,10 @@ def _refund(state: CustomerState, refund: OrderRefunded, result: StepResult) -> 
         return True
     amount = min(refund.amount, MONEY.subtract(order.amount, order.refunded))
     order.refunded = MONEY.add(order.refunded, amount)
-    ref = OrderRef(order_id=refund.order_id, amount=amount, currency=refund.currency)
+    net = MONEY.subtract(order.amount, order.refunded)
+    ref = OrderRef(
+        order_id=refund.order_id, amount=amount, currency=refund.currency, net_amount=net
+    )
     result.attributions.append(
         _attribution(
             K.ORDER_REFUNDED, state.referral.referral_id, refund.event_id, refund.occurred_at,

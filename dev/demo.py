@@ -103,7 +103,7 @@ async def _follow_vendors(emulators: RunningEmulators, want: dict, timeout: floa
         got = vendor_state(emulators)
         done = got == want
         line = "   ".join(
-            f"{sink} {len(got[e.name]):>5}/{len(want[e.name])}"
+            f"{sink} {e.count(got[e.name]):>5}/{e.count(want[e.name])}"
             for sink, e in emulators.by_sink.items()
         )
         if line != shown and (tty or done or time.monotonic() >= deadline):
@@ -122,7 +122,7 @@ async def _sink_summary(servers: str, emulators: RunningEmulators) -> dict[str, 
     for sink, emulator in emulators.by_sink.items():
         dlq = await read_topic(servers, f"refstream-dlq-{sink}", idle=0.5, timeout=3)
         dlq_total[sink] = len(dlq)
-        held = len(emulator.held())
+        held = emulator.count(emulator.held())
         print(
             f"  {sink:<10} {emulator.name:<9} {emulator.requests:>5} requests   "
             f"{held:>5} records   "
