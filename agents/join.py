@@ -39,6 +39,7 @@ from agents.rules import (
     referral_step,
 )
 from agents.state import (
+    AdvocateActivity,
     AdvocateRevenue,
     AdvocateState,
     Claim,
@@ -66,6 +67,7 @@ _MESSAGES: dict[str, type[BaseModel]] = {
     "order.refunded": OrderRefunded,
     "claim": Claim,
     "advocate.revenue": AdvocateRevenue,
+    "advocate.activity": AdvocateActivity,
     envelopes.ATTRIBUTION: AttributionEvent,
 }
 _SOURCE_TOPIC = {
@@ -78,7 +80,7 @@ _ACCEPTS: dict[Stage, tuple[type, ...]] = {
     Stage.REFERRAL: (ReferralCreated, SignupCompleted, AttributionEvent, Expire),
     Stage.CUSTOMER: (Claim, OrderCompleted, OrderRefunded, Expire),
     Stage.EMAIL: (ReferralCreated, SignupCompleted, Expire),
-    Stage.ADVOCATE: (AdvocateRevenue,),  # never holds anything: never ticked
+    Stage.ADVOCATE: (AdvocateRevenue, AdvocateActivity),  # never holds anything: never ticked
 }
 """The messages each stage's step function takes; any other is a bad internal message."""
 _LATEST_TIMESTAMP = 253402300799.0  # 9999-12-31T23:59:59Z: the producer's int64 milliseconds
