@@ -64,6 +64,8 @@ class HubSpotEmulator(Emulator):
         self.associations: set[tuple[str, str]] = set()
         """(deal id, contact id)."""
         self.properties: dict[str, dict[str, dict]] = {"contacts": {}, "deals": {}}
+        self.refuse_deal_batches_with: set[str] = set()
+        """Order ids whose deal makes HubSpot refuse the whole deals request (400)."""
         self.upserts = 0
         self._ids = itertools.count(1001)
         arrivals = self.endpoints[0].arrivals  # one app, one count of requests
@@ -202,6 +204,8 @@ class HubSpotEmulator(Emulator):
             return self.invalid("idProperty must be a property with unique values")
         if problem := self._refused_batch("deals", inputs):
             return self.invalid(problem)
+        if refused := sorted(self.refuse_deal_batches_with & {i["id"] for i in inputs}):
+            return self.invalid(f"Property values were not valid for deals {refused}")
         started = _now()
         results, errors = [], []
         for item in inputs:

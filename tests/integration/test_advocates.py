@@ -166,6 +166,7 @@ async def test_roi_page_in_headless_chromium_shows_the_expected_totals(pipeline)
     assert await wait_for_advocates(worker, want) == want
 
     page = await asyncio.to_thread(browse, worker.url + "/roi", "--dump-dom")
+    assert b'http-equiv="refresh"' in page.stdout  # it keeps itself current while it runs
     numbers = _Numbers()
     numbers.feed(page.stdout.decode())
     signed_up = sum(v["signed_up"] for v in want.values())

@@ -130,3 +130,23 @@ def test_a_write_counts_every_request_it_makes_against_the_shared_limit(monkeypa
     sink.properties_ready = True
     assert sink.requests_per_write(signups) == 1
     assert sink.requests_per_write(orders) == 1 + 2 * 2  # 150 deals: two of each call
+
+
+async def test_a_deals_request_refused_whole_is_split_until_the_bad_deal_is_found(
+    emulators, make_sink
+):
+    vendor = emulators.hubspot
+    vendor.refuse_deal_batches_with = {"ord_3"}
+    sink = await make_sink("crm")
+    dlq = RecordingDLQ("crm")
+    await Deliverer(sink, dlq).deliver(
+        items(
+            *(attribution(n, "referral_converted", source_event_id=f"evt_o{n}") for n in range(6))
+        )
+    )
+    assert set(vendor.deals) == {f"ord_{n}" for n in range(6)} - {"ord_3"}
+    assert [(key, headers["error.http_status"]) for _, key, _, headers in dlq.sent] == [
+        (b"ref_3", b"400")
+    ]
+    assert vendor.status_counts[400] >= 2  # the whole request, then each half holding it
+    clean(vendor)
