@@ -100,10 +100,12 @@ def advocate_properties(totals: AdvocateTotals) -> dict[str, str]:
 
 
 def is_deal(event: AttributionEvent | AdvocateTotals) -> bool:
-    """An attributed order (a deal) or a refund of one (an update of its deal)."""
-    return (
-        isinstance(event, AttributionEvent) and event.kind in DEAL_KINDS and event.order is not None
-    )
+    """An attributed order (a deal) or a refund of one (an update of its deal). A refund
+    written before refunds carried ``net_amount`` updates the friend's contact only."""
+    if not isinstance(event, AttributionEvent) or event.kind not in DEAL_KINDS:
+        return False
+    order = event.order
+    return order is not None and (event.kind != K.ORDER_REFUNDED or order.net_amount is not None)
 
 
 def deal_properties(event: AttributionEvent) -> dict[str, str]:
@@ -111,8 +113,6 @@ def deal_properties(event: AttributionEvent) -> dict[str, str]:
     every refund so far, and ``closedlost`` once nothing is left."""
     order = event.order
     if event.kind == K.ORDER_REFUNDED:
-        if order.net_amount is None:
-            raise ValueError("order_refunded without net_amount (written before deals)")
         stage = "closedlost" if order.net_amount == 0 else "closedwon"
         return {"amount": decimal_text(order.net_amount), "dealstage": stage}
     advocate = event.advocate
@@ -212,7 +212,7 @@ class HubSpotSink(Sink):
     def encode(self, item: Item) -> bytes:
         email, properties = contact(item.event)
         if self.deals and is_deal(item.event):
-            deal_properties(item.event)  # a record with no deal is unmappable, not a stall
+            deal_properties(item.event)  # a record that cannot be a deal: unmappable, not a stall
         return orjson.dumps({"idProperty": "email", "id": email, "properties": properties})
 
     def requests_per_write(self, batch: Batch) -> int:

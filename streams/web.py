@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,6 +30,7 @@ __all__ = ["is_ready", "program", "referral_view"]
 SUMMARY_PATH = "/advocates/_summary"
 """Internal: one worker's summary of the advocates in its own partitions."""
 PEER_TIMEOUT_SECONDS = 10.0
+LIMIT_TEXT = re.compile(r"[0-9]{1,4}")
 ROI_LEADERS = 10
 
 
@@ -108,7 +110,7 @@ def _limit(request: Request, default: int = 20) -> int:
     text = request.query.get("limit")
     if text is None:
         return default
-    if not text.isdigit() or not 1 <= int(text) <= 1000:
+    if not LIMIT_TEXT.fullmatch(text) or not 1 <= int(text) <= 1000:
         raise BadParameter("limit", "limit must be an integer from 1 to 1000")
     return int(text)
 

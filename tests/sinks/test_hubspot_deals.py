@@ -150,3 +150,18 @@ async def test_a_deals_request_refused_whole_is_split_until_the_bad_deal_is_foun
     ]
     assert vendor.status_counts[400] >= 2  # the whole request, then each half holding it
     clean(vendor)
+
+
+async def test_a_refund_without_net_amount_updates_the_contact_only(emulators, make_sink):
+    """Refunds emitted before they carried ``net_amount``: the deal keeps its amount."""
+    vendor = emulators.hubspot
+    sink = await make_sink("crm")
+    deliverer = Deliverer(sink, RecordingDLQ("crm"))
+    await deliverer.deliver(items(attribution(1, "referral_converted", source_event_id="e1")))
+    old = refund(1, "9.90", "40.00", "evt_r1")
+    old = old.model_copy(update={"order": old.order.model_copy(update={"net_amount": None})})
+    old = old.model_copy(update={"totals": old.totals.model_copy(update={"orders": 7})})
+    dlq = RecordingDLQ("crm")
+    await Deliverer(sink, dlq).deliver(items(old))
+    assert dlq.sent == [] and vendor.deals["ord_1"]["amount"] == "49.90"
+    assert vendor.contacts["friend1@example.com"]["referral_orders"] == "7"
