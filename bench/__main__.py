@@ -36,6 +36,7 @@ from dev.kafka import ApacheKafka
 from dev.kafka_io import read_topic
 from dev.latency import CRM_KINDS, JOINED, delivery_latencies, percentile
 from dev.worker import WorkerProcess
+from sinks.hubspot import PATH as HUBSPOT_CONTACTS
 
 ROOT = Path(__file__).parents[1]
 
@@ -415,8 +416,8 @@ async def latency_at(bench: Bench, rate: int, seconds: int, suffix: str) -> None
             "join_p50_s": percentile(join, 50),
             "join_p99_s": percentile(join, 99),
             "vendor_429s": sum(e.over_limit for e in (emulators.hubspot, emulators.klaviyo)),
-            "crm_inputs_per_request": emulators.hubspot.upserts
-            / max(emulators.hubspot.requests, 1),
+            "crm_inputs_per_request": emulators.hubspot.upserts  # contacts per contacts call
+            / max(emulators.hubspot.requests_by_route.get(HUBSPOT_CONTACTS, 0), 1),
         }
         crm = [(e["friend"]["email"], emitted[i]) for i, e in events.items()
                if e["kind"] in CRM_KINDS and (e.get("friend") or {}).get("email")]  # fmt: skip

@@ -244,7 +244,7 @@ async def _run(journeys: int, seed: int, emulators: RunningEmulators, keep: bool
             (a.referral_id for a in expected.emitted if a.kind == "referral_converted"), None
         )
         advocate = next(iter(expected.advocate_totals), None)
-        print(f"\nEnd to end in {elapsed:.1f}s. Look around while it runs next time:")
+        print(f"\nEnd to end in {elapsed:.1f}s. Look around (--keep leaves the worker up):")
         print(f"  {worker.url}/roi                    the programme's ROI page")
         print(f"  {worker.url}/advocates/top?currency=EUR&limit=10")
         print(f"  {worker.url}/advocates/{advocate}")

@@ -67,6 +67,8 @@ class HubSpotEmulator(Emulator):
         self.refuse_deal_batches_with: set[str] = set()
         """Order ids whose deal makes HubSpot refuse the whole deals request (400)."""
         self.upserts = 0
+        """Contact inputs applied (``deal_upserts``: deal inputs)."""
+        self.deal_upserts = 0
         self._ids = itertools.count(1001)
         arrivals = self.endpoints[0].arrivals  # one app, one count of requests
         for route, handle in (
@@ -219,7 +221,7 @@ class HubSpotEmulator(Emulator):
             deal = self.deals.setdefault(order_id, {DEAL_ID_PROPERTY: order_id})
             deal.update(item["properties"])
             deal_id = self.deal_ids.setdefault(order_id, str(next(self._ids)))
-            self.upserts += 1
+            self.deal_upserts += 1
             self.accepted(order_id)
             results.append(self._result(deal_id, dict(deal), started, new))
         return self._batch(results, errors, started)
