@@ -148,15 +148,16 @@ def chromium() -> str:
     return found
 
 
-def browse(url: str, *args: str) -> subprocess.CompletedProcess:
+def browse(profile: Path, url: str, *args: str) -> subprocess.CompletedProcess:
+    """Headless Chromium with a profile of its own (a shared one is locked by other runs)."""
     return subprocess.run(
         [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-         "--user-data-dir=/tmp/refstream-chromium", *args, url],
+         f"--user-data-dir={profile}", *args, url],
         capture_output=True, timeout=90, check=True,
     )  # fmt: skip
 
 
-async def test_roi_page_in_headless_chromium_shows_the_expected_totals(pipeline):
+async def test_roi_page_in_headless_chromium_shows_the_expected_totals(pipeline, tmp_path):
     pipeline.env |= {"PENDING_TTL_SECONDS": "8"}
     workload = Workload.build(journeys=200, seed=61, invalid=0)
     sim = workload.expected()
@@ -165,7 +166,7 @@ async def test_roi_page_in_headless_chromium_shows_the_expected_totals(pipeline)
     await run_phases(pipeline, workload)
     assert await wait_for_advocates(worker, want) == want
 
-    page = await asyncio.to_thread(browse, worker.url + "/roi", "--dump-dom")
+    page = await asyncio.to_thread(browse, tmp_path / "chromium", worker.url + "/roi", "--dump-dom")
     assert b'http-equiv="refresh"' in page.stdout  # it keeps itself current while it runs
     numbers = _Numbers()
     numbers.feed(page.stdout.decode())
@@ -195,6 +196,10 @@ async def test_roi_page_in_headless_chromium_shows_the_expected_totals(pipeline)
     shot = ARTIFACTS / "roi.png"
     shot.unlink(missing_ok=True)
     await asyncio.to_thread(
-        browse, worker.url + "/roi", f"--screenshot={shot}", "--window-size=1100,1500"
+        browse,
+        tmp_path / "chromium",
+        worker.url + "/roi",
+        f"--screenshot={shot}",
+        "--window-size=1100,1500",
     )
     assert shot.exists() and shot.stat().st_size > 10_000
