@@ -171,6 +171,11 @@ class _Rejections:
                                       reason="rejected")),
             )  # fmt: skip
 
+    def refuse(self, items: list[Item], message: str) -> None:
+        """Refused here, not by HubSpot (no HTTP status)."""
+        for item in items:
+            self.by_item.setdefault(id(item), (item, PermanentError(message, reason="rejected")))
+
     def __contains__(self, item: Item) -> bool:
         return id(item) in self.by_item
 
@@ -281,6 +286,10 @@ class HubSpotSink(Sink):
             deals.setdefault(order_id, {}).update(deal_properties(item.event))
             owners.setdefault(order_id, []).append(item)
             friend[order_id] = item.event.friend.email
+        for order_id in [o for o in deals if friend[o] not in contact_ids]:
+            # A deal that cannot be associated would break the loop unseen: dead-letter it.
+            rejected.refuse(owners[order_id], "HubSpot returned no id for the friend's contact")
+            del deals[order_id]
         status = 200
         order_ids = list(deals)
         for start in range(0, len(order_ids), 100):

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import orjson
+from aiohttp import web
+
 from schemas.attribution import OrderRef, attribution_event_id
 from sinks import hubspot
 from sinks.delivery.deliverer import Deliverer
@@ -165,3 +168,25 @@ async def test_a_refund_without_net_amount_updates_the_contact_only(emulators, m
     await Deliverer(sink, dlq).deliver(items(old))
     assert dlq.sent == [] and vendor.deals["ord_1"]["amount"] == "49.90"
     assert vendor.contacts["friend1@example.com"]["referral_orders"] == "7"
+
+
+async def test_a_deal_whose_contact_id_is_not_returned_is_dead_lettered(emulators, make_sink):
+    """No search calls: without the contact's id from the upsert the deal cannot be
+    associated, and that is said in the DLQ rather than left unassociated."""
+    vendor = emulators.hubspot
+    sink = await make_sink("crm")
+    handle = vendor.handle
+
+    async def without_emails(request, body):
+        answer = await handle(request, body)
+        payload = orjson.loads(answer.body)
+        for result in payload["results"]:
+            result["properties"].pop("email", None)
+        return web.json_response(payload, status=answer.status)
+
+    vendor.endpoints[0].handle = without_emails
+    dlq = RecordingDLQ("crm")
+    await Deliverer(sink, dlq).deliver(items(attribution(1, "referral_converted")))
+    assert vendor.deals == {} and "friend1@example.com" in vendor.contacts
+    ((_, key, _, headers),) = dlq.sent
+    assert key == b"ref_1" and b"no id for the friend" in headers["error.message"]
