@@ -336,7 +336,9 @@ def _forward_activity(
     """What the advocate's referral did, for the advocate API and the ROI page."""
     if advocate.id is None:
         return
-    activity = AdvocateActivity(
+    # Built from models validated already: no second validation (the rules' hot path); the
+    # advocate stage validates it when it reads the envelope.
+    activity = AdvocateActivity.model_construct(
         advocate=advocate, referral_id=referral_id, kind=kind, occurred_at=occurred_at,
         order=order,
     )  # fmt: skip

@@ -42,9 +42,10 @@ def answer(worker, path: str) -> tuple[int, object]:
     return status, orjson.loads(body)
 
 
-async def wait_for_advocates(worker, want: dict, timeout: float = 60) -> dict:
+async def wait_for_advocates(worker, want: dict, timeout: float = 180) -> dict:
     """Until every advocate answers as expected (the advocate stage is downstream of the
-    attributions), or the timeout; returns the last answers."""
+    attributions and lags them on a loaded machine: 60 s was too short twice), or the
+    timeout; returns the last answers."""
     deadline = time.monotonic() + timeout
     while True:
         got = {advocate: answer(worker, f"/advocates/{advocate}")[1] for advocate in want}
