@@ -34,8 +34,9 @@ TANSU_TESTS := tests/integration/test_tansu.py \
 test-tansu: install
 	REFSTREAM_TEST_BROKER=tansu $(BIN)/python -m pytest $(TANSU_TESTS)
 
+# `make demo DEMO_ARGS=--keep`: in a terminal, the worker stays up (its /roi page) until Enter.
 demo: install
-	$(BIN)/python -m dev.demo
+	$(BIN)/python -m dev.demo $(DEMO_ARGS)
 
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,bench]'

@@ -40,6 +40,7 @@ from agents.rules import (
     referral_step,
 )
 from agents.state import (
+    AdvocateActivity,
     AdvocateRevenue,
     AdvocateState,
     Claim,
@@ -77,6 +78,7 @@ _MESSAGES: dict[str, type[BaseModel]] = {
     "claim": Claim,
     "advocate.revenue": AdvocateRevenue,
     "order.owner": OrderOwner,
+    "advocate.activity": AdvocateActivity,
     envelopes.ATTRIBUTION: AttributionEvent,
 }
 _SOURCE_TOPIC = {
@@ -89,7 +91,7 @@ _ACCEPTS: dict[Stage, tuple[type, ...]] = {
     Stage.REFERRAL: (ReferralCreated, SignupCompleted, AttributionEvent, Expire),
     Stage.CUSTOMER: (Claim, OrderCompleted, OrderRefunded, Expire),
     Stage.EMAIL: (ReferralCreated, SignupCompleted, Expire),
-    Stage.ADVOCATE: (AdvocateRevenue,),  # never holds anything: never ticked
+    Stage.ADVOCATE: (AdvocateRevenue, AdvocateActivity),  # never holds anything: never ticked
     Stage.ORDER: (OrderOwner, OrderRefunded, Expire),
 }
 """The messages each stage's step function takes; any other is a bad internal message."""

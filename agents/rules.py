@@ -28,6 +28,7 @@ from enum import StrEnum
 from typing import TypeVar
 
 from agents.state import (
+    AdvocateActivity,
     AdvocateRevenue,
     AdvocateState,
     Claim,
@@ -37,9 +38,11 @@ from agents.state import (
     HeldOrderEvent,
     HeldSignup,
     KeyState,
+    OrderActivity,
     OrderIndexState,
     OrderOwner,
     OrderState,
+    ReferralActivity,
     ReferralState,
 )
 from schemas.attribution import (
@@ -233,6 +236,10 @@ def referral_step(
                 result.duplicates += 1
                 return state, result
             state.referral = message
+            _forward_activity(
+                Party.model_validate(message.advocate.model_dump()), message.referral_id,
+                "referral_created", message.occurred_at, None, result,
+            )  # fmt: skip
             _reevaluate_signups(state, now, rules, result)
         case SignupCompleted():
             if not _first_time(state, message.event_id, now, rules, result):
@@ -242,6 +249,11 @@ def referral_step(
         case AttributionEvent():
             _fold_attribution(state, message)
             _forward_revenue(message, result)
+            if message.kind in ACTIVITY_KINDS and message.advocate and message.referral_id:
+                _forward_activity(
+                    message.advocate, message.referral_id, message.kind.value,
+                    message.occurred_at, message.order, result,
+                )  # fmt: skip
             _reevaluate_signups(state, now, rules, result)
         case Expire():
             _reevaluate_signups(state, now, rules, result, expire=True)
@@ -349,15 +361,44 @@ def _forward_revenue(event: AttributionEvent, result: StepResult) -> None:
     result.forwards.append(Forward(Stage.ADVOCATE, advocate.id, revenue))
 
 
+ACTIVITY_KINDS = frozenset(
+    {K.FRIEND_SIGNED_UP, K.REFERRAL_CONVERTED, K.ORDER_ATTRIBUTED, K.ORDER_REFUNDED}
+)
+
+
+def _forward_activity(
+    advocate: Party, referral_id: str, kind: str, occurred_at: datetime,
+    order: OrderRef | None, result: StepResult,
+) -> None:  # fmt: skip
+    """What the advocate's referral did, for the advocate API and the ROI page."""
+    if advocate.id is None:
+        return
+    # Built from models validated already: no second validation (the rules' hot path); the
+    # advocate stage validates it when it reads the envelope.
+    activity = AdvocateActivity.model_construct(
+        advocate=advocate, referral_id=referral_id, kind=kind, occurred_at=occurred_at,
+        order=order,
+    )  # fmt: skip
+    result.forwards.append(Forward(Stage.ADVOCATE, advocate.id, activity))
+
+
 # --- advocate stage --------------------------------------------------------------------------
 
 
 def advocate_step(
-    state: AdvocateState | None, message: AdvocateRevenue, key: str, now: float, rules: JoinRules
+    state: AdvocateState | None,
+    message: AdvocateRevenue | AdvocateActivity,
+    key: str,
+    now: float,
+    rules: JoinRules,
 ) -> tuple[AdvocateState, StepResult]:
-    """sinks.md: the advocate's ``referral_revenue_generated`` over all their referrals."""
+    """sinks.md: the advocate's ``referral_revenue_generated`` over all their referrals; and
+    what each referral did (activity)."""
     state = state or AdvocateState(advocate_id=key)
     result = StepResult()
+    if isinstance(message, AdvocateActivity):
+        _apply_activity(state, message)
+        return state, result
     if state.revenue.get(message.referral_id) == message.revenue and state.advocate:
         return state, result  # a repeat (redelivery): the total did not move
     state.advocate = message.advocate
@@ -375,6 +416,30 @@ def advocate_step(
         )
     )
     return state, result
+
+
+def _apply_activity(state: AdvocateState, message: AdvocateActivity) -> None:
+    """Set the fact ``message`` carries; each is idempotent and none depends on arrival
+    order (a refund's net only ever lowers an order's)."""
+    if message.kind == "referral_created" or state.advocate is None:
+        state.advocate = message.advocate
+    referral = state.referrals.setdefault(message.referral_id, ReferralActivity())
+    order = message.order
+    if message.kind == "referral_created":
+        referral.made_at = message.occurred_at
+    elif message.kind == K.FRIEND_SIGNED_UP:
+        referral.signed_up = True
+    elif order is not None:
+        known = referral.orders.setdefault(order.order_id, OrderActivity(currency=order.currency))
+        if message.kind == K.ORDER_REFUNDED:
+            if order.net_amount is not None:
+                net = order.net_amount
+                if known.net is not None:
+                    net = min(net, Decimal(known.net))
+                known.net = decimal_text(net)
+        else:
+            known.amount = decimal_text(order.amount)
+            known.occurred_at = message.occurred_at
 
 
 # --- customer stage --------------------------------------------------------------------------
@@ -504,7 +569,10 @@ def _refund(state: CustomerState, refund: OrderRefunded, result: StepResult) -> 
         return True
     amount = min(refund.amount, MONEY.subtract(order.amount, order.refunded))
     order.refunded = MONEY.add(order.refunded, amount)
-    ref = OrderRef(order_id=refund.order_id, amount=amount, currency=refund.currency)
+    net = MONEY.subtract(order.amount, order.refunded)
+    ref = OrderRef(
+        order_id=refund.order_id, amount=amount, currency=refund.currency, net_amount=net
+    )
     result.attributions.append(
         _attribution(
             K.ORDER_REFUNDED, state.referral.referral_id, refund.event_id, refund.occurred_at,

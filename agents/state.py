@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from schemas.attribution import DecimalText, Party, Totals
+from schemas.attribution import DecimalText, OrderRef, Party, Totals
 from schemas.events import (
     MONEY,
     OrderCompleted,
@@ -23,6 +23,7 @@ from schemas.events import (
 
 __all__ = [
     "SEEN_LIMIT",
+    "AdvocateActivity",
     "AdvocateRevenue",
     "AdvocateState",
     "Claim",
@@ -139,12 +140,47 @@ class AdvocateRevenue(BaseModel):
         return advocate
 
 
+class AdvocateActivity(BaseModel):
+    """Referral stage → advocate stage: one fact of one of the advocate's referrals (made,
+    its friend signed up, an attributed order, a refund). Facts are set, not added, so one
+    applied twice (a redelivery) changes nothing."""
+
+    type: str = "advocate.activity"
+    advocate: Party
+    referral_id: str
+    kind: str
+    """``referral_created`` or the attribution kind."""
+    occurred_at: Timestamp
+    order: OrderRef | None = None
+
+    _identified = field_validator("advocate")(AdvocateRevenue._identified.__func__)
+
+
+class OrderActivity(BaseModel):
+    """An attributed order of one of the advocate's referrals, net of its refunds."""
+
+    currency: str
+    amount: DecimalText | None = None
+    """``None`` while only a refund of it has arrived (the order's own fact follows)."""
+    net: DecimalText | None = None
+    """After its refunds; ``None``: never refunded."""
+    occurred_at: Timestamp | None = None
+
+
+class ReferralActivity(BaseModel):
+    made_at: Timestamp | None = None
+    signed_up: bool = False
+    orders: dict[str, OrderActivity] = Field(default_factory=dict)
+
+
 class AdvocateState(KeyState):
-    """Keyed by advocate id: the latest revenue of each of the advocate's referrals."""
+    """Keyed by advocate id: the latest revenue of each of the advocate's referrals, and
+    what each referral did (the advocate API and the ROI page read it)."""
 
     advocate_id: str
     advocate: Party | None = None
     revenue: dict[str, dict[str, DecimalText]] = Field(default_factory=dict)
+    referrals: dict[str, ReferralActivity] = Field(default_factory=dict)
     held: list[HeldSignup] = Field(default_factory=list)  # never holds anything: a cheap scan
 
     def oldest_hold(self) -> float | None:

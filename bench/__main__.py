@@ -37,6 +37,7 @@ from dev.kafka import ApacheKafka
 from dev.kafka_io import read_topic
 from dev.latency import CRM_KINDS, JOINED, delivery_latencies, percentile
 from dev.worker import WorkerProcess
+from sinks.hubspot import PATH as HUBSPOT_CONTACTS
 
 ROOT = Path(__file__).parents[1]
 
@@ -435,8 +436,8 @@ async def latency_at(
             ),
             "klaviyo_bulk_jobs": emulators.klaviyo.bulk_jobs,
             "klaviyo_requests": emulators.klaviyo.requests,
-            "crm_inputs_per_request": emulators.hubspot.upserts
-            / max(emulators.hubspot.requests, 1),
+            "crm_inputs_per_request": emulators.hubspot.upserts  # contacts per contacts call
+            / max(emulators.hubspot.requests_by_route.get(HUBSPOT_CONTACTS, 0), 1),
         }
         crm = [(e["friend"]["email"], emitted[i]) for i, e in events.items()
                if e["kind"] in CRM_KINDS and (e.get("friend") or {}).get("email")]  # fmt: skip

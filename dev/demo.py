@@ -108,7 +108,7 @@ async def _follow_vendors(emulators: RunningEmulators, want: dict, timeout: floa
         got = vendor_state(emulators)
         done = got == want
         line = "   ".join(
-            f"{sink} {len(got[e.name]):>5}/{len(want[e.name])}"
+            f"{sink} {e.count(got[e.name]):>5}/{e.count(want[e.name])}"
             for sink, e in emulators.by_sink.items()
         )
         if line != shown and (tty or done or time.monotonic() >= deadline):
@@ -127,7 +127,7 @@ async def _sink_summary(servers: str, emulators: RunningEmulators) -> dict[str, 
     for sink, emulator in emulators.by_sink.items():
         dlq = await read_topic(servers, f"refstream-dlq-{sink}", idle=0.5, timeout=3)
         dlq_total[sink] = len(dlq)
-        held = len(emulator.held())
+        held = emulator.count(emulator.held())
         print(
             f"  {sink:<10} {emulator.name:<9} {emulator.requests:>5} requests   "
             f"{held:>5} records   "
@@ -213,12 +213,21 @@ def _gateway_summary(gateway: GatewayProcess) -> None:
             print(f"  {source:<14} {outcome:<14} {float(value):>6.0f}")
 
 
-async def run(journeys: int, seed: int) -> int:
+async def run(journeys: int, seed: int, keep: bool = False) -> int:
     async with running_emulators() as emulators:
-        return await _run(journeys, seed, emulators)
+        return await _run(journeys, seed, emulators, keep)
 
 
-async def _run(journeys: int, seed: int, emulators: RunningEmulators) -> int:
+async def _keep_until_enter(url: str) -> None:
+    """``--keep``: leave the worker (and broker, emulators) up for a person to look at."""
+    if not sys.stdin.isatty():
+        print("\n--keep needs a terminal (stdin is not one): stopping now.")
+        return
+    print(f"\nThe worker stays up: open {url}/roi. Press Enter to stop.")
+    await asyncio.to_thread(sys.stdin.readline)
+
+
+async def _run(journeys: int, seed: int, emulators: RunningEmulators, keep: bool) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="refstream-demo-"))
     print(f"refstream demo: {journeys} journeys (seed {seed}); logs in {workdir}")
     broker = EmbeddedBroker(log_path=workdir / "broker.log").start()
@@ -278,7 +287,12 @@ async def _run(journeys: int, seed: int, emulators: RunningEmulators) -> int:
         some = next(
             (a.referral_id for a in expected.emitted if a.kind == "referral_converted"), None
         )
-        print(f"\nEnd to end in {elapsed:.1f}s. Look around while it runs next time:")
+        advocate = next(iter(expected.advocate_totals), None)
+        print(f"\nEnd to end in {elapsed:.1f}s. Look around (--keep leaves the worker up):")
+        print(f"  {worker.url}/roi                    the programme's ROI page")
+        print(f"  {worker.url}/advocates/top?currency=EUR&limit=10")
+        print(f"  {worker.url}/advocates/{advocate}")
+        print(f"  {worker.url}/openapi.json")
         print(f"  {worker.url}/metrics")
         print(f"  {worker.url}/attributions/{some}")
         status, body = worker.get(f"/attributions/{some}")
@@ -295,6 +309,8 @@ async def _run(journeys: int, seed: int, emulators: RunningEmulators) -> int:
               "vendor; nothing lost, nothing extra.")  # fmt: skip
         return 0
     finally:
+        if keep and worker is not None:
+            await _keep_until_enter(worker.url)
         for process in (gateway, worker):
             if process is not None:
                 process.stop()
@@ -305,8 +321,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--journeys", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=42)
+    keep = "in a terminal: keep the worker up until Enter (to look at its /roi page)"
+    parser.add_argument("--keep", action="store_true", help=keep)
     args = parser.parse_args()
-    sys.exit(asyncio.run(run(args.journeys, args.seed)))
+    sys.exit(asyncio.run(run(args.journeys, args.seed, args.keep)))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,14 @@ import hashlib
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StringConstraints,
+    model_serializer,
+)
 
 from schemas.events import Amount, Currency, Timestamp
 
@@ -67,6 +74,16 @@ class OrderRef(BaseModel):
     order_id: str
     amount: Amount
     currency: Currency
+    net_amount: Amount | None = None
+    """On ``order_refunded`` only: the order's amount net of all its refunds so far (what
+    the CRM's deal for the order is worth now; 0 after a full refund)."""
+
+    @model_serializer(mode="wrap")
+    def _without_absent_net(self, handler: SerializerFunctionWrapHandler) -> dict:
+        data = handler(self)
+        if data.get("net_amount") is None:
+            data.pop("net_amount", None)
+        return data
 
 
 class Totals(BaseModel):

@@ -69,6 +69,11 @@ class Sink(abc.ABC):
         event = item.event
         return event.attribution_event_id if isinstance(event, AttributionEvent) else None
 
+    def requests_per_write(self, batch: Batch) -> int:
+        """How many vendor requests one ``write`` of ``batch`` makes: the places it takes
+        in the rate limits (a vendor counts requests, whichever endpoint they call)."""
+        return 1
+
     @abc.abstractmethod
     def encode(self, item: Item) -> bytes:
         """The record's part of a request, serialised (JSON): the delivery layer sizes
@@ -88,7 +93,7 @@ class Sink(abc.ABC):
     @abc.abstractmethod
     async def write(self, batch: Batch) -> WriteResult:
         """Send ``batch`` (within the policy's record and byte limits; ``batch.parts`` are
-        the records' encodings) in one vendor request.
+        the records' encodings) in one vendor request (or ``requests_per_write(batch)`` of them).
 
         Raise :class:`sinks.errors.RetryableError` to have the whole batch retried, or
         :class:`sinks.errors.PermanentError` to dead-letter all of it (a batch of several

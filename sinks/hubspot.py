@@ -1,7 +1,17 @@
-"""CRM: HubSpot contacts batch upsert by email (sinks.md, vendor mapping)."""
+"""CRM: HubSpot contacts batch upsert by email (sinks.md, vendor mapping), and a deal per
+attributed order, upserted by its ``refstream_order_id`` and associated with the friend's
+contact (hubspot-facts.md).
+
+One ``write`` makes up to three requests, in this order: the contacts' upsert, the deals'
+upsert and the deal → contact associations, each with the ids the previous answers returned
+(no search calls). Every one of them is an upsert or idempotent, so a retried or redelivered
+batch repeats them harmlessly. The custom properties are created by the first ``write``
+(409: it exists), so that too goes through the delivery layer's retries and limits.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import orjson
@@ -9,13 +19,14 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.attribution import AdvocateTotals, AttributionEvent, AttributionKind
+from schemas.events import decimal_text
 from sinks.base import Sink, WriteResult
 from sinks.batch import Batch, Item
 from sinks.delivery.http import check_status, translate_transport_errors
 from sinks.delivery.policy import DeliveryPolicy
 from sinks.errors import PermanentError
 
-__all__ = ["HUBSPOT_POLICY", "HubSpotSettings", "HubSpotSink"]
+__all__ = ["HUBSPOT_POLICY", "HubSpotSettings", "HubSpotSink", "deal_properties", "is_deal"]
 
 # At most 100 inputs per batch call. HubSpot: 100 requests per 10 s (private apps, Free and
 # Starter tiers; HUBSPOT_RATE_LIMIT_PER_10S for others). No margin is needed: the limiter counts a
@@ -24,8 +35,44 @@ __all__ = ["HUBSPOT_POLICY", "HubSpotSettings", "HubSpotSink"]
 # queueing at it (100 events/s: attribution -> HubSpot p99 1.37 s with 0.2 s, 0.55 s).
 HUBSPOT_POLICY = DeliveryPolicy(batch_size=100, linger=0.5, limits=((100, 10.0),), max_in_flight=4)
 PATH = "/crm/v3/objects/contacts/batch/upsert"
+DEALS_PATH = "/crm/v3/objects/deals/batch/upsert"
+ASSOCIATIONS_PATH = "/crm/v4/associations/deals/contacts/batch/create"
+PROPERTIES_PATH = "/crm/v3/properties/{object_type}"
+DEAL_TO_CONTACT = [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 3}]
+DEAL_ID_PROPERTY = "refstream_order_id"
 K = AttributionKind
 ORDER_KINDS = {K.REFERRAL_CONVERTED, K.ORDER_ATTRIBUTED, K.ORDER_REFUNDED}
+DEAL_KINDS = ORDER_KINDS  # attributed orders make deals; refunds update them
+
+# The custom properties the sink writes: (object type, name, label, group, unique).
+CONTACT_PROPERTIES = (
+    ("lead_source", "Lead source"), ("referral_id", "Referral ID"),
+    ("referred_by", "Referred by"), ("referral_orders", "Referral orders"),
+    ("referral_revenue", "Referral revenue"),
+    ("referral_revenue_generated", "Referral revenue generated"),
+)  # fmt: skip
+DEAL_PROPERTIES = (
+    (DEAL_ID_PROPERTY, "refstream order ID"), ("referral_id", "Referral ID"),
+    ("referral_advocate_id", "Referral advocate ID"),
+    ("referral_advocate_email", "Referral advocate email"),
+)  # fmt: skip
+
+
+def property_definitions(deals: bool) -> list[tuple[str, dict]]:
+    """``(object type, body)`` of each custom property to create (hubspot-facts.md)."""
+    definitions = [
+        ("contacts", {"name": name, "label": label, "type": "string", "fieldType": "text",
+                      "groupName": "contactinformation"})
+        for name, label in CONTACT_PROPERTIES
+    ]  # fmt: skip
+    if deals:
+        for name, label in DEAL_PROPERTIES:
+            body = {"name": name, "label": label, "type": "string", "fieldType": "text",
+                    "groupName": "dealinformation"}  # fmt: skip
+            if name == DEAL_ID_PROPERTY:
+                body["hasUniqueValue"] = True
+            definitions.append(("deals", body))
+    return definitions
 
 
 def friend_properties(event: AttributionEvent) -> dict[str, str]:
@@ -52,6 +99,37 @@ def advocate_properties(totals: AdvocateTotals) -> dict[str, str]:
     return {"referral_revenue_generated": "; ".join(f"{v} {c}" for c, v in revenue.items())}
 
 
+def is_deal(event: AttributionEvent | AdvocateTotals) -> bool:
+    """An attributed order (a deal) or a refund of one (an update of its deal). A refund
+    written before refunds carried ``net_amount`` updates the friend's contact only."""
+    if not isinstance(event, AttributionEvent) or event.kind not in DEAL_KINDS:
+        return False
+    order = event.order
+    return order is not None and (event.kind != K.ORDER_REFUNDED or order.net_amount is not None)
+
+
+def deal_properties(event: AttributionEvent) -> dict[str, str]:
+    """The deal of an attributed order, or what a refund changes on it: the amount net of
+    every refund so far, and ``closedlost`` once nothing is left."""
+    order = event.order
+    if event.kind == K.ORDER_REFUNDED:
+        stage = "closedlost" if order.net_amount == 0 else "closedwon"
+        return {"amount": decimal_text(order.net_amount), "dealstage": stage}
+    advocate = event.advocate
+    props = {
+        "dealname": f"Referral order {order.order_id}",
+        "amount": decimal_text(order.amount),
+        "deal_currency_code": order.currency,
+        "dealstage": "closedwon",
+        "pipeline": "default",
+        "closedate": event.model_dump(mode="json", include={"occurred_at"})["occurred_at"],
+        "referral_id": event.referral_id,
+        "referral_advocate_id": advocate.id if advocate else None,
+        "referral_advocate_email": advocate.email if advocate else None,
+    }
+    return {k: v for k, v in props.items() if v is not None}
+
+
 def contact(event: AttributionEvent | AdvocateTotals) -> tuple[str | None, dict[str, str]]:
     """The contact an event updates (its email) and the properties it sets."""
     if isinstance(event, AdvocateTotals):
@@ -67,6 +145,44 @@ class HubSpotSettings(BaseSettings):
     rate_limit_per_10s: int = Field(100, ge=1)
     """The account's tier (hubspot-facts.md): 100 Free/Starter, 190 Professional/Enterprise,
     250 with the limit increase; the workers share it."""
+    deals: bool = True
+    """A deal per attributed order (``HUBSPOT_DEALS=false`` for accounts without deals)."""
+
+
+def _error_message(error: dict) -> str:
+    return f"{error.get('category', 'ERROR')}: {error.get('message', '')}"[:300]
+
+
+def _error_status(error: dict) -> int:
+    return int(error["status"]) if str(error.get("status")).isdigit() else 400
+
+
+class _Rejections:
+    """The items HubSpot refused, each once (a record can fail as a contact and a deal)."""
+
+    def __init__(self) -> None:
+        self.by_item: dict[int, tuple[Item, PermanentError]] = {}
+
+    def add(self, items: list[Item], error: dict) -> None:
+        for item in items:
+            self.by_item.setdefault(
+                id(item),
+                (item, PermanentError(_error_message(error), status=_error_status(error),
+                                      reason="rejected")),
+            )  # fmt: skip
+
+    def refuse(self, items: list[Item], message: str) -> None:
+        """Refused here, not by HubSpot (no HTTP status)."""
+        for item in items:
+            self.by_item.setdefault(id(item), (item, PermanentError(message, reason="rejected")))
+
+    def __contains__(self, item: Item) -> bool:
+        return id(item) in self.by_item
+
+    def errors_of(self, text: str, owners: dict[str, list[Item]], context_key: str) -> None:
+        for error in orjson.loads(text).get("errors", []):
+            for key in (error.get("context") or {}).get(context_key, []):
+                self.add(owners.get(key, []), error)
 
 
 class HubSpotSink(Sink):
@@ -77,8 +193,12 @@ class HubSpotSink(Sink):
 
     def __init__(self, settings: HubSpotSettings) -> None:
         super().__init__(settings)
-        self.url = settings.api_url.rstrip("/") + PATH
+        base = settings.api_url.rstrip("/")
+        self.url = base + PATH
+        self.base = base
+        self.deals = settings.deals
         self.policy = replace(HUBSPOT_POLICY, limits=((settings.rate_limit_per_10s, 10.0),))
+        self.properties_ready = False
         self._headers = {
             "Authorization": f"Bearer {settings.access_token.get_secret_value()}",
             "Content-Type": "application/json",
@@ -92,13 +212,40 @@ class HubSpotSink(Sink):
         return is_mapped and event.friend is not None and event.friend.email is not None
 
     def ordering_key(self, item: Item) -> str | None:
-        return contact(item.event)[0]
+        return contact(item.event)[0]  # a friend's deals go with their contact
 
     def encode(self, item: Item) -> bytes:
         email, properties = contact(item.event)
+        if self.deals and is_deal(item.event):
+            deal_properties(item.event)  # a record that cannot be a deal: unmappable, not a stall
         return orjson.dumps({"idProperty": "email", "id": email, "properties": properties})
 
+    def requests_per_write(self, batch: Batch) -> int:
+        setup = 0 if self.properties_ready else len(property_definitions(self.deals))
+        if not self.deals:
+            return 1 + setup
+        orders = {item.event.order.order_id for item in batch if is_deal(item.event)}
+        return 1 + 2 * math.ceil(len(orders) / 100) + setup
+
+    async def _post(self, path: str, body: dict, exists_ok: bool = False) -> tuple[int, str]:
+        with translate_transport_errors():
+            async with self.session.post(
+                self.base + path, data=orjson.dumps(body), headers=self._headers
+            ) as response:
+                text = await response.text()
+        if not (exists_ok and response.status == 409):
+            check_status(response.status, response.headers, text)
+        return response.status, text
+
+    async def ensure_properties(self) -> None:
+        """Create the custom properties; 409 means one exists already."""
+        for object_type, body in property_definitions(self.deals):
+            await self._post(PROPERTIES_PATH.format(object_type=object_type), body, exists_ok=True)
+        self.properties_ready = True
+
     async def write(self, batch: Batch) -> WriteResult:
+        if not self.properties_ready:
+            await self.ensure_properties()
         # One input per email per call (HubSpot refuses duplicate ids); later events win.
         inputs: dict[str, dict[str, str]] = {}
         owners: dict[str, list[Item]] = {}
@@ -112,22 +259,72 @@ class HubSpotSink(Sink):
                 for email, props in inputs.items()
             ]
         }
-        with translate_transport_errors():
-            async with self.session.post(
-                self.url, data=orjson.dumps(body), headers=self._headers
-            ) as response:
-                text = await response.text()
-        check_status(response.status, response.headers, text)
-        result = WriteResult(status=response.status)
-        if response.status == 207:  # partial: errors[] name the inputs that failed
-            for error in orjson.loads(text).get("errors", []):
-                message = f"{error.get('category', 'ERROR')}: {error.get('message', '')}"[:300]
-                status = (
-                    int(error.get("status") or 400) if str(error.get("status")).isdigit() else 400
-                )
-                for email in (error.get("context") or {}).get("ids", []):
-                    for item in owners.get(email, []):
-                        result.rejected.append(
-                            (item, PermanentError(message, status=status, reason="rejected"))
-                        )
-        return result
+        status, text = await self._post(PATH, body)
+        rejected = _Rejections()
+        contact_ids: dict[str, str] = {}
+        if status == 207:  # partial: errors[] name the inputs that failed
+            rejected.errors_of(text, owners, "ids")
+        for result in orjson.loads(text).get("results", []):
+            email = (result.get("properties") or {}).get("email")
+            if email:
+                contact_ids[email.lower()] = result["id"]
+        if self.deals:
+            status = max(status, await self._write_deals(batch, contact_ids, rejected))
+        return WriteResult(status=status, rejected=list(rejected.by_item.values()))
+
+    async def _write_deals(
+        self, batch: Batch, contact_ids: dict[str, str], rejected: _Rejections
+    ) -> int:
+        """Upsert the batch's deals, then associate each with its friend's contact."""
+        deals: dict[str, dict[str, str]] = {}
+        owners: dict[str, list[Item]] = {}
+        friend: dict[str, str] = {}
+        for item in batch:
+            if not is_deal(item.event) or item in rejected:
+                continue
+            order_id = item.event.order.order_id
+            deals.setdefault(order_id, {}).update(deal_properties(item.event))
+            owners.setdefault(order_id, []).append(item)
+            friend[order_id] = item.event.friend.email
+        for order_id in [o for o in deals if friend[o] not in contact_ids]:
+            # A deal that cannot be associated would break the loop unseen: dead-letter it.
+            rejected.refuse(owners[order_id], "HubSpot returned no id for the friend's contact")
+            del deals[order_id]
+        status = 200
+        order_ids = list(deals)
+        for start in range(0, len(order_ids), 100):
+            chunk = order_ids[start : start + 100]
+            body = {
+                "inputs": [
+                    {"idProperty": DEAL_ID_PROPERTY, "id": order_id, "properties": deals[order_id]}
+                    for order_id in chunk
+                ]
+            }
+            answer, text = await self._post(DEALS_PATH, body)
+            status = max(status, answer)
+            if answer == 207:
+                rejected.errors_of(text, owners, "ids")
+            deal_ids: dict[str, str] = {}
+            for result in orjson.loads(text).get("results", []):
+                order_id = (result.get("properties") or {}).get(DEAL_ID_PROPERTY)
+                if order_id:
+                    deal_ids[order_id] = result["id"]
+            pairs = {
+                deal_ids[o]: contact_ids[friend[o]]
+                for o in chunk
+                if o in deal_ids and friend[o] in contact_ids
+            }
+            if not pairs:
+                continue
+            body = {
+                "inputs": [
+                    {"from": {"id": deal}, "to": {"id": contact_id}, "types": DEAL_TO_CONTACT}
+                    for deal, contact_id in pairs.items()
+                ]
+            }
+            answer, text = await self._post(ASSOCIATIONS_PATH, body)
+            status = max(status, answer)
+            if answer == 207:
+                by_deal = {deal_ids[o]: owners[o] for o in chunk if o in deal_ids}
+                rejected.errors_of(text, by_deal, "fromObjectId")
+        return status

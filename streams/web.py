@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
+from collections.abc import Iterator
 from typing import Any
 
+import aiohttp
+import pycountry
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from yarl import URL
 
+from agents.advocates import advocate_view, leaderboard, merge, summary
 from agents.ingest import INGEST
-from agents.state import ReferralState
+from agents.state import AdvocateState, ReferralState
 from sinks.delivery.watch import stuck_sinks
 from streams import tables
 from streams.app import app, settings
 from streams.broker_watch import broker_reachable
 from streams.metrics import WORKER_READY
+from streams.openapi import OPENAPI
+from streams.producer import place
+from streams.roi import render_roi
 
-__all__ = ["is_ready", "referral_view"]
+__all__ = ["is_ready", "program", "referral_view"]
+
+SUMMARY_PATH = "/advocates/_summary"
+"""Internal: one worker's summary of the advocates in its own partitions."""
+PEER_TIMEOUT_SECONDS = 10.0
+LIMIT_TEXT = re.compile(r"[0-9]{1,4}")
+ROI_LEADERS = 10
 
 
 def is_ready() -> bool:
@@ -82,3 +98,113 @@ async def lookup(self: View, request: Request, referral_id: str) -> Response:
     if state is None or state.referral is None:
         return self.json({"error": "unknown referral", "referral_id": referral_id}, status=404)
     return self.json(referral_view(state))
+
+
+class BadParameter(ValueError):
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+
+
+def _limit(request: Request, default: int = 20) -> int:
+    text = request.query.get("limit")
+    if text is None:
+        return default
+    if not LIMIT_TEXT.fullmatch(text) or not 1 <= int(text) <= 1000:
+        raise BadParameter("limit", "limit must be an integer from 1 to 1000")
+    return int(text)
+
+
+def _currency(request: Request) -> str:
+    code = (request.query.get("currency") or "").upper()
+    if not code:
+        raise BadParameter("currency", "currency is required (an ISO 4217 code, e.g. EUR)")
+    if len(code) != 3 or pycountry.currencies.get(alpha_3=code) is None:
+        raise BadParameter("currency", f"unknown currency {code[:8]!r} (ISO 4217, e.g. EUR)")
+    return code
+
+
+def _local_advocates() -> Iterator[AdvocateState]:
+    """The advocates of this worker's active partitions (standby copies are another
+    worker's to answer for)."""
+    topic = settings.topics.by_advocate
+    actives = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
+    partitions = list(range(settings.partitions))
+    for key, value in list(tables.advocates.items()):
+        if place(key, partitions) in actives:
+            yield AdvocateState.model_validate_json(value)
+
+
+def _peers() -> list[URL]:
+    """The other workers that hold partitions of the advocates' table."""
+    me = URL(app.conf.canonical_url)
+    hosts = app.router.table_metadata(tables.advocates.name)
+    urls = [URL(host) for host in hosts]
+    return [url for url in urls if (url.host, url.port) != (me.host, me.port)]
+
+
+async def program(limit: int) -> dict[str, Any]:
+    """The whole programme: this worker's summary merged with every peer's."""
+    parts = [summary(_local_advocates(), limit)]
+    timeout = aiohttp.ClientTimeout(total=PEER_TIMEOUT_SECONDS)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+
+        async def ask(url: URL) -> dict[str, Any]:
+            async with http.get(url.with_path(SUMMARY_PATH).with_query(limit=limit)) as answer:
+                answer.raise_for_status()
+                return await answer.json()
+
+        parts += await asyncio.gather(*(ask(url) for url in _peers()))
+    return merge(parts, limit)
+
+
+def _bad(self: View, exc: BadParameter) -> Response:
+    return self.json({"error": str(exc), "parameter": exc.parameter}, status=400)
+
+
+@app.page("/openapi.json")
+async def openapi(self: View, request: Request) -> Response:
+    return self.json(OPENAPI)
+
+
+@app.page(SUMMARY_PATH)
+async def local_summary(self: View, request: Request) -> Response:
+    try:
+        limit = _limit(request)
+    except BadParameter as exc:
+        return _bad(self, exc)
+    return self.json(summary(_local_advocates(), limit))
+
+
+@app.page("/advocates/top")  # before /advocates/{advocate_id}, which would match it too
+async def top_advocates(self: View, request: Request) -> Response:
+    try:
+        currency, limit = _currency(request), _limit(request)
+    except BadParameter as exc:
+        return _bad(self, exc)
+    try:
+        merged = await program(limit)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return self.json({"error": f"a worker did not answer: {type(exc).__name__}"}, status=503)
+    answer = {"currency": currency, "limit": limit,
+              "advocates": leaderboard(merged, currency, limit)}  # fmt: skip
+    return self.json(answer)
+
+
+@app.page("/advocates/{advocate_id}")
+@app.table_route(table=tables.advocates, match_info="advocate_id")
+async def advocate(self: View, request: Request, advocate_id: str) -> Response:
+    stored = tables.advocates.get(advocate_id.encode())
+    state = AdvocateState.model_validate_json(stored) if stored is not None else None
+    if state is None or not state.referrals:
+        return self.json({"error": "unknown advocate", "advocate_id": advocate_id}, status=404)
+    return self.json(advocate_view(state))
+
+
+@app.page("/roi")
+async def roi(self: View, request: Request) -> Response:
+    try:
+        merged = await program(ROI_LEADERS)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return self.text(f"a worker did not answer: {type(exc).__name__}", status=503)
+    return self.html(render_roi(merged))

@@ -353,9 +353,11 @@ def _party(draw, *, email: bool = True) -> Party:
 
 @st.composite
 def order_refs(draw) -> OrderRef:
+    net = draw(st.none() | amounts().map(lambda pair: pair[1]))  # refunds carry it
     return OrderRef(
-        order_id=draw(ids), amount=draw(amounts())[1], currency=draw(currencies).upper()
-    )
+        order_id=draw(ids), amount=draw(amounts())[1], currency=draw(currencies).upper(),
+        net_amount=net,
+    )  # fmt: skip
 
 
 @st.composite

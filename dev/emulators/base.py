@@ -111,6 +111,7 @@ class Emulator:
         self.endpoints = [Endpoint(self.route, self.openapi, self.handle, self.documented_limits)]
         self.faults = Faults()
         self.requests = 0
+        self.requests_by_route: dict[str, int] = {}
         self.invalid_requests: list[str] = []
         self.response_violations: list[str] = []
         self.status_counts: dict[int, int] = {}
@@ -141,6 +142,11 @@ class Emulator:
     def held(self) -> Any:
         """What the vendor holds, in the shape ``expect`` predicts."""
         raise NotImplementedError  # pragma: no cover - abstract
+
+    @staticmethod
+    def count(held: Any) -> int:
+        """How many records ``held`` (or ``expect``'s answer) is, for progress lines."""
+        return len(held)
 
     @staticmethod
     def expect(emitted: list, advocates: list) -> Any:  # pragma: no cover - abstract
@@ -178,6 +184,7 @@ class Emulator:
 
     async def _endpoint(self, endpoint: Endpoint, request: web.Request) -> web.Response:
         self.requests += 1
+        self.requests_by_route[endpoint.route] = self.requests_by_route.get(endpoint.route, 0) + 1
         raw = await request.read()
         response = await self._answer(endpoint, request, raw)
         self.status_counts[response.status] = self.status_counts.get(response.status, 0) + 1

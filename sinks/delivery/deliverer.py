@@ -137,7 +137,7 @@ class Deliverer:
         probe = await self.breaker.wait_closed()
         try:
             limiter = self.bulk_limiter if len(chunk) > 1 else self.limiter
-            async with self.in_flight, limiter:
+            async with self.in_flight, limiter.places(self.sink.requests_per_write(chunk)):
                 started = time.monotonic()
                 try:
                     result = await self.sink.write(chunk)

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 __all__ = ["SlidingWindowLimiter"]
 
@@ -35,10 +35,13 @@ class _Window:
         self.period = period
         self.answered: deque[float] = deque()  # answer times within the last period
 
-    def full(self, now: float, sending: int) -> bool:
+    def full(self, now: float, sending: int, places: int = 1) -> bool:
+        """Whether ``places`` more requests would pass this worker's part of the limit
+        (a call of more places than the whole part waits for an empty window)."""
         while self.answered and self.answered[0] <= now - self.period:
             self.answered.popleft()
-        return sending + len(self.answered) >= self.quota
+        used = sending + len(self.answered)
+        return used + min(places, self.quota) > self.quota
 
 
 class SlidingWindowLimiter:
@@ -60,12 +63,28 @@ class SlidingWindowLimiter:
             window.quota = max(1, int(window.limit * fraction))
 
     async def __aenter__(self) -> None:
+        await self.acquire(1)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.release(1)
+
+    @contextlib.asynccontextmanager
+    async def places(self, count: int) -> AsyncIterator[None]:
+        """Hold ``count`` places at once: one call of the sink that makes ``count`` vendor
+        requests (HubSpot counts requests per app, whichever endpoint they hit)."""
+        await self.acquire(count)
+        try:
+            yield
+        finally:
+            await self.release(count)
+
+    async def acquire(self, count: int) -> None:
         async with self._changed:
             while True:
                 now = time.monotonic()
-                full = [w for w in self._windows if w.full(now, self._sending)]
+                full = [w for w in self._windows if w.full(now, self._sending, count)]
                 if not full:
-                    self._sending += 1
+                    self._sending += count
                     return
                 # A full window frees when its oldest answer leaves it, or (nothing answered
                 # yet) when a request in flight is answered: __aexit__ notifies.
@@ -74,10 +93,10 @@ class SlidingWindowLimiter:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), timeout)
 
-    async def __aexit__(self, *exc_info: object) -> None:
+    async def release(self, count: int) -> None:
         async with self._changed:
-            self._sending -= 1
+            self._sending -= count
             answered = time.monotonic()
             for window in self._windows:
-                window.answered.append(answered)
-            self._changed.notify()
+                window.answered.extend([answered] * count)
+            self._changed.notify_all()

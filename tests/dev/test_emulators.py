@@ -101,3 +101,33 @@ async def test_every_rate_limit_holds_and_retry_after_says_when_the_request_fits
         assert answers[4][1] == "60"  # then only the steady one is full
         assert hubspot.over_limit == 2
         assert len(hubspot.contacts) == 3
+
+
+async def test_hubspot_counts_requests_per_app_whichever_endpoint():
+    """HubSpot's limit is per app: a property, a contacts and a deals call share it."""
+    async with running_emulators() as emulators, aiohttp.ClientSession() as http:
+        hubspot, base = emulators.hubspot, emulators.urls["hubspot"]
+        hubspot.limits = ((3, 60.0),)
+        headers = {"Authorization": f"Bearer {hubspot.token}", "Content-Type": "application/json"}
+        unique = {
+            "name": "refstream_order_id",
+            "label": "Order",
+            "type": "string",
+            "fieldType": "text",
+            "groupName": "dealinformation",
+            "hasUniqueValue": True,
+        }
+        calls = [
+            ("/crm/v3/properties/deals", unique),
+            ("/crm/v3/objects/contacts/batch/upsert",
+             {"inputs": [{"idProperty": "email", "id": "a@b.io", "properties": {}}]}),
+            ("/crm/v3/objects/deals/batch/upsert",
+             {"inputs": [{"idProperty": "refstream_order_id", "id": "o1", "properties": {}}]}),
+            ("/crm/v4/associations/deals/contacts/batch/create", {"inputs": []}),
+        ]  # fmt: skip
+        statuses = []
+        for path, body in calls:
+            async with http.post(base + path, data=orjson.dumps(body), headers=headers) as answer:
+                statuses.append(answer.status)
+        assert statuses == [201, 200, 200, 429]
+        assert hubspot.invalid_requests == [] and hubspot.response_violations == []

@@ -11,10 +11,11 @@ import asyncio
 
 import pytest
 
-from dev.expectations import vendor_state
+from dev.expectations import expected_advocates, vendor_state
 from dev.generator import Workload, attribution_records
 from dev.kafka_io import produce
 
+from .test_advocates import wait_for_advocates
 from .test_join import Attributions, assert_attributions_exact, assert_lookups_match, run_phases
 from .test_sinks import expected_vendor_state, wait_for_vendors
 
@@ -49,6 +50,9 @@ async def test_survivor_takes_over_a_killed_workers_partitions_exactly(sink_pipe
     vendors = expected_vendor_state(expected)
     await wait_for_vendors(emulators, vendors, timeout=120)
     assert vendor_state(emulators) == vendors
+    # The advocate stage's state too: every advocate's API answer, now all the survivor's.
+    advocates = expected_advocates(expected)
+    assert await wait_for_advocates(survivor, advocates) == advocates
 
 
 async def test_two_workers_stay_within_a_vendors_limit_together(sink_pipeline, emulators):

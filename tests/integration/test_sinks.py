@@ -6,10 +6,12 @@ import asyncio
 import os
 import sys
 import time
+from collections import Counter
 
 import orjson
 import pytest
 
+from dev.emulators.hubspot import HubSpotEmulator
 from dev.expectations import expected_vendor_state as _expected
 from dev.expectations import vendor_state
 from dev.generator import Workload
@@ -85,11 +87,27 @@ async def test_every_attribution_reaches_each_vendor_exactly_once(sink_pipeline,
     got = vendor_state(emulators)
     for vendor in want:
         assert got[vendor] == want[vendor], vendor
+    assert_deals_cover_the_workload(want["hubspot"], expected)
     assert_no_duplicates(emulators)
     assert_specs_clean(emulators)
     for sink in SINKS:
         assert await dlq_records(sink_pipeline, sink) == []
     await assert_metrics_after_delivery(sink_pipeline, emulators, expected, want)
+
+
+def assert_deals_cover_the_workload(hubspot: dict, expected) -> None:
+    """The expected deals are not vacuous: one per attributed order, some partly and some
+    fully refunded, each on its friend's contact (the comparison with the emulator's state
+    then proves them exactly once, net, and associated right)."""
+    orders = {a.order.order_id: a.friend.email for a in expected.emitted
+              if a.kind.value in ("referral_converted", "order_attributed")}  # fmt: skip
+    deals = hubspot["deals"]
+    assert set(deals) == set(orders) and len(orders) > 20
+    assert hubspot["associations"] == {order: [email] for order, email in orders.items()}
+    stages = Counter(deal["dealstage"] for deal in deals.values())
+    assert stages["closedlost"] > 0 and stages["closedwon"] > 0, stages
+    refunded = {a.order.order_id for a in expected.emitted if a.kind.value == "order_refunded"}
+    assert any(deals[o]["dealstage"] == "closedwon" for o in refunded), "no partial refund"
 
 
 async def assert_metrics_after_delivery(pipeline, emulators, expected, want) -> None:
@@ -171,7 +189,7 @@ async def test_outages_rate_limits_and_errors_all_at_once(sink_pipeline, emulato
     join_done = time.monotonic() - outage_started
     assert unique_ids(records) == len(expected.emitted)
     assert emulators.hubspot.contacts == {}, "HubSpot is still down"
-    others = {**want, "hubspot": {}}
+    others = {**want, "hubspot": HubSpotEmulator.nothing()}
     await wait_for_vendors(emulators, others, timeout=30 - (time.monotonic() - outage_started))
     assert vendor_state(emulators) == others, "a dead vendor must not hold back the others"
     await asyncio.sleep(max(0.0, 30 - (time.monotonic() - outage_started)))
@@ -244,7 +262,20 @@ async def test_permanent_errors_go_to_the_dlq_exactly_and_replay_delivers_them(
     crm_bad = set(sorted(friends)[:2])
     email_bad = {u for u, _, _ in sorted(want["klaviyo"])[:2]}
     analytics_bad = set(sorted(want["mixpanel"])[:3])
-    emulators.hubspot.faults.reject = set(crm_bad)
+    # Deals HubSpot refuses: each the last CRM record of its friend, so that replaying it
+    # does not set the friend's contact back to an earlier total (the record carries both).
+    last_crm: dict[str, object] = {}
+    for a in expected.emitted:
+        if a.kind.value in CRM_KINDS and a.friend and a.friend.email:
+            last_crm[a.friend.email] = a
+    deal_bad_events = sorted(
+        (a for email, a in last_crm.items()
+         if email not in crm_bad and a.kind.value in ("referral_converted", "order_attributed")),
+        key=lambda a: a.order.order_id,
+    )[:2]  # fmt: skip
+    deal_bad = {a.order.order_id for a in deal_bad_events}
+    assert len(deal_bad) == 2
+    emulators.hubspot.faults.reject = crm_bad | deal_bad
     emulators.klaviyo.faults.reject = set(email_bad)
     emulators.mixpanel.faults.reject = set(analytics_bad)
     with_referral = {a.attribution_event_id for a in expected.emitted if a.referral_id}
@@ -253,7 +284,19 @@ async def test_permanent_errors_go_to_the_dlq_exactly_and_replay_delivers_them(
     emulators.webhook.faults.reject = set(webhook_bad)
     emulators.segment.faults.reject = set(segment_bad)
     partial = {
-        "hubspot": {k: v for k, v in want["hubspot"].items() if k not in crm_bad},
+        "hubspot": {
+            "contacts": {k: v for k, v in want["hubspot"]["contacts"].items() if k not in crm_bad},
+            "deals": {
+                k: v
+                for k, v in want["hubspot"]["deals"].items()
+                if k not in deal_bad and want["hubspot"]["associations"][k][0] not in crm_bad
+            },
+            "associations": {
+                k: v
+                for k, v in want["hubspot"]["associations"].items()
+                if k not in deal_bad and v[0] not in crm_bad
+            },
+        },
         "klaviyo": {e for e in want["klaviyo"] if e[0] not in email_bad},
         "mixpanel": want["mixpanel"] - analytics_bad,
         "webhook": {k: v for k, v in want["webhook"].items() if k not in webhook_bad},
@@ -263,7 +306,7 @@ async def test_permanent_errors_go_to_the_dlq_exactly_and_replay_delivers_them(
         a.attribution_event_id for a in expected.emitted
         if a.friend and a.friend.email in crm_bad and a.kind.value != "referral_rejected"
         and a.kind.value not in ("signup_unattributed", "order_unattributed")
-    }  # fmt: skip
+    } | {a.attribution_event_id for a in deal_bad_events}  # fmt: skip
     await sink_pipeline.start_worker()
 
     await run_phases(sink_pipeline, workload)

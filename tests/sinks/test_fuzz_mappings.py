@@ -96,6 +96,19 @@ def strings(value) -> list[str]:
 
 
 @settings(FUZZ, max_examples=150)
+@given(event=attribution_events())
+def test_hubspot_deal_upserts_validate_against_the_spec(event):
+    if not accepts(hubspot.HubSpotSink, event) or not hubspot.is_deal(event):
+        return
+    properties = hubspot.deal_properties(event)
+    body = {"inputs": [{"idProperty": hubspot.DEAL_ID_PROPERTY, "id": event.order.order_id,
+                        "properties": properties}]}  # fmt: skip
+    validate(HUBSPOT, hubspot.DEALS_PATH, orjson.dumps(body), "application/json")
+    assert properties["dealstage"] in ("closedwon", "closedlost")
+    assert Decimal(properties["amount"]) >= 0
+
+
+@settings(FUZZ, max_examples=150)
 @given(event=st.one_of(attribution_events(), advocate_totals()))
 def test_hubspot_upserts_validate_against_the_spec(event):
     if not accepts(hubspot.HubSpotSink, event):

@@ -91,3 +91,23 @@ def test_a_limit_needs_requests_and_a_period():
         SlidingWindowLimiter([])
     with pytest.raises(ValueError):
         SlidingWindowLimiter([(0, 1.0)])
+
+
+async def test_a_call_of_several_requests_takes_that_many_places():
+    """HubSpot's deals write makes three requests: it spends three places, so two such
+    writes never fit a window of five together, and one larger than the window still goes
+    (alone) rather than waiting forever."""
+    limiter = SlidingWindowLimiter([(5, 0.3)])
+    spans: list[tuple[float, float]] = []
+
+    async def call(places: int) -> None:
+        async with limiter.places(places):
+            spans.append((time.monotonic(), places))
+
+    await asyncio.gather(call(3), call(3))
+    (first, _), (second, _) = sorted(spans)
+    assert second - first >= 0.28  # the second waited for the first's places to leave
+    spans.clear()
+    began = time.monotonic()
+    await asyncio.wait_for(call(8), 2.0)  # more than the window: waits for an empty one
+    assert time.monotonic() - began >= 0.25

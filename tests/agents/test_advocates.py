@@ -1,0 +1,91 @@
+"""The advocate stage's activity and the API's views, through the pure rules: the answers
+equal totals computed independently from the referrals and attribution events, whatever
+order the workload arrives in and however often an activity is applied."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from agents.advocates import advocate_view, leaderboard, merge, summary
+from agents.rules import Stage, advocate_step, referral_step
+from dev.expectations import expected_advocates
+from dev.generator import Workload
+
+
+def advocate_states(sim) -> list:
+    return list(sim.tables[Stage.ADVOCATE].values())
+
+
+def test_every_advocate_view_equals_the_totals_from_the_attribution_events():
+    sim = Workload.build(journeys=300, seed=11, invalid=0).expected()
+    want = expected_advocates(sim)
+    got = {s.advocate_id: advocate_view(s) for s in advocate_states(sim) if s.referrals}
+    assert got == want
+    assert sum(v["converted"] for v in want.values()) > 20
+    assert any(v["refunds"] for v in want.values()), "the workload refunds something"
+
+
+def test_attributions_folded_again_change_no_advocate():
+    """A redelivered attribution reaches the referral stage again and forwards its activity
+    again: every advocate's answer stays the same."""
+    sim = Workload.build(journeys=120, seed=12, invalid=0).expected()
+    advocates = sim.tables[Stage.ADVOCATE]
+    before = {key: advocate_view(state) for key, state in advocates.items()}
+    for event in sim.emitted:
+        if event.referral_id is None:
+            continue
+        referral = sim.tables[Stage.REFERRAL][event.referral_id].model_copy(deep=True)
+        _, result = referral_step(referral, event, event.referral_id, sim.now, sim.rules)
+        for forward in result.forwards:
+            if forward.stage == Stage.ADVOCATE:
+                state = advocates[forward.key]
+                advocates[forward.key], _ = advocate_step(
+                    state, forward.message, forward.key, sim.now, sim.rules
+                )
+    assert {key: advocate_view(state) for key, state in advocates.items()} == before
+
+
+def test_summaries_merge_into_the_programme_and_the_leaderboard_ranks_by_net():
+    sim = Workload.build(journeys=300, seed=13, invalid=0).expected()
+    states = advocate_states(sim)
+    whole = summary(states, 1000)
+    halves = merge([summary(states[::2], 5), summary(states[1::2], 5)], 5)
+    assert {k: v for k, v in halves.items() if k != "leaders"} == {
+        k: v for k, v in whole.items() if k != "leaders"
+    }
+    for currency, entries in whole["leaders"].items():
+        assert halves["leaders"][currency] == entries[:5]
+        nets = [Decimal(e["net_revenue"]) for e in entries]
+        assert nets == sorted(nets, reverse=True)
+    views = expected_advocates(sim)
+    eur = leaderboard(whole, "EUR", 3)
+    assert [e["rank"] for e in eur] == [1, 2, 3]
+    best = max(views.values(), key=lambda v: Decimal(v["net_revenue"].get("EUR", "-1")))
+    assert eur[0]["net_revenue"] == best["net_revenue"]["EUR"]
+    assert whole["referrals"] == sum(v["referrals"] for v in views.values())
+    total_net = sum(Decimal(v["net_revenue"].get("EUR", "0")) for v in views.values())
+    assert Decimal(whole["net_revenue"]["EUR"]) == total_net
+    assert sum(Decimal(d.get("EUR", "0")) for d in whole["per_day"].values()) == total_net
+
+
+def test_a_refund_never_raises_an_orders_net_again():
+    sim = Workload.build(journeys=200, seed=14, invalid=0).expected()
+    refunded = [
+        (s, r, o) for s in advocate_states(sim) for r, ref in s.referrals.items()
+        for o, order in ref.orders.items() if order.net is not None
+    ]  # fmt: skip
+    assert refunded
+    state, referral_id, order_id = refunded[0]
+    net = state.referrals[referral_id].orders[order_id].net
+    from agents.state import AdvocateActivity
+    from schemas.attribution import OrderRef
+
+    order = state.referrals[referral_id].orders[order_id]
+    stale = AdvocateActivity(
+        advocate=state.advocate, referral_id=referral_id, kind="order_refunded",
+        occurred_at="2026-01-01T00:00:00Z",
+        order=OrderRef(order_id=order_id, amount="1", currency=order.currency,
+                       net_amount=order.amount),
+    )  # fmt: skip
+    state, _ = advocate_step(state, stale, state.advocate_id, 0.0, sim.rules)
+    assert state.referrals[referral_id].orders[order_id].net == net

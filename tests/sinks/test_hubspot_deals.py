@@ -1,0 +1,192 @@
+"""The CRM sink's deals against the HubSpot emulator: a deal per attributed order, upserted
+by ``refstream_order_id``, net of refunds, associated with the friend's contact by the ids
+the upserts returned; custom properties created first; refused deals dead-lettered alone."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import orjson
+from aiohttp import web
+
+from schemas.attribution import OrderRef, attribution_event_id
+from sinks import hubspot
+from sinks.delivery.deliverer import Deliverer
+
+from .conftest import RecordingDLQ, attribution, items
+
+
+def refund(n: int, amount: str, net: str, event: str) -> object:
+    order = OrderRef(order_id=f"ord_{n}", amount=Decimal(amount), currency="EUR",
+                     net_amount=Decimal(net))  # fmt: skip
+    event_id = attribution_event_id(f"ref_{n}", "order_refunded", event)
+    return attribution(n, "order_refunded", order=order, source_event_id=event,
+                       attribution_event_id=event_id)  # fmt: skip
+
+
+def clean(emulator) -> None:
+    assert emulator.invalid_requests == [] and emulator.response_violations == []
+
+
+async def test_attributed_orders_become_deals_net_of_refunds_on_the_friends_contact(
+    emulators, make_sink
+):
+    vendor = emulators.hubspot
+    sink = await make_sink("crm")
+    dlq = RecordingDLQ("crm")
+    deliverer = Deliverer(sink, dlq)
+    await deliverer.deliver(items(
+        attribution(1), attribution(1, "referral_converted", source_event_id="evt_o1"),
+        attribution(2, "referral_converted", source_event_id="evt_o2"),
+    ))  # fmt: skip
+    assert vendor.deals["ord_1"] == {
+        "refstream_order_id": "ord_1", "dealname": "Referral order ord_1", "amount": "49.90",
+        "deal_currency_code": "EUR", "dealstage": "closedwon", "pipeline": "default",
+        "closedate": "2026-11-20T00:00:00Z", "referral_id": "ref_1",
+        "referral_advocate_id": "adv_1", "referral_advocate_email": "adv1@example.com",
+    }  # fmt: skip
+    # A partial refund leaves the deal won at its net; a full one loses it. Both arrive in a
+    # later delivery, as refunds do, and the same order's events in one request merge.
+    await deliverer.deliver(items(
+        refund(1, "9.90", "40.00", "evt_r1"), refund(2, "20.00", "29.90", "evt_r2a"),
+        refund(2, "29.90", "0.00", "evt_r2b"),
+    ))  # fmt: skip
+    assert {o: (d["amount"], d["dealstage"]) for o, d in vendor.deals.items()} == {
+        "ord_1": ("40.00", "closedwon"), "ord_2": ("0.00", "closedlost"),
+    }  # fmt: skip
+    assert vendor.held()["associations"] == {
+        "ord_1": ["friend1@example.com"], "ord_2": ["friend2@example.com"],
+    }  # fmt: skip
+    assert dlq.sent == []
+    routes = vendor.requests_by_route
+    assert routes[hubspot.PATH] == 2 and routes[hubspot.DEALS_PATH] == 2
+    assert routes[hubspot.ASSOCIATIONS_PATH] == 2
+    # The custom properties were created once, by the first write; the deals' id is unique.
+    assert routes["/crm/v3/properties/{object_type}"] == len(hubspot.property_definitions(True))
+    assert vendor.properties["deals"]["refstream_order_id"]["hasUniqueValue"] is True
+    clean(vendor)
+
+
+async def test_properties_that_exist_already_are_fine_and_missing_ones_are_refused(
+    emulators, make_sink
+):
+    vendor = emulators.hubspot
+    first = await make_sink("crm")
+    await Deliverer(first, RecordingDLQ("crm")).deliver(items(attribution(1)))
+    again = await make_sink("crm")  # a restarted worker: every property answers 409
+    dlq = RecordingDLQ("crm")
+    await Deliverer(again, dlq).deliver(items(attribution(2)))
+    assert dlq.sent == [] and vendor.status_counts[409] == len(hubspot.property_definitions(True))
+    assert set(vendor.contacts) == {"friend1@example.com", "friend2@example.com"}
+
+    vendor.properties["contacts"].clear()  # an account without them, and a sink that skips
+    skipping = await make_sink("crm")
+    skipping.properties_ready = True
+    await Deliverer(skipping, dlq).deliver(items(attribution(3)))
+    assert [headers["error.reason"] for *_, headers in dlq.sent] == [b"rejected"]
+    assert "friend3@example.com" not in vendor.contacts
+
+
+async def test_a_refused_deal_is_dead_lettered_with_its_reason_and_the_rest_delivered(
+    emulators, make_sink
+):
+    vendor = emulators.hubspot
+    vendor.faults.reject = {"ord_2"}
+    sink = await make_sink("crm")
+    dlq = RecordingDLQ("crm")
+    await Deliverer(sink, dlq).deliver(items(
+        attribution(1, "referral_converted", source_event_id="evt_o1"),
+        attribution(2, "referral_converted", source_event_id="evt_o2"),
+        attribution(3, "referral_converted", source_event_id="evt_o3"),
+    ))  # fmt: skip
+    assert set(vendor.deals) == {"ord_1", "ord_3"}
+    assert vendor.held()["associations"] == {
+        "ord_1": ["friend1@example.com"], "ord_3": ["friend3@example.com"],
+    }  # fmt: skip
+    assert len(dlq.sent) == 1
+    _, key, value, headers = dlq.sent[0]
+    assert key == b"ref_2" and b'"ord_2"' in value
+    assert headers["error.reason"] == b"rejected" and headers["error.http_status"] == b"400"
+    assert b"deal ord_2" in headers["error.message"]
+    clean(vendor)
+
+
+async def test_hubspot_deals_false_sends_contacts_only(emulators, make_sink, monkeypatch):
+    monkeypatch.setenv("HUBSPOT_DEALS", "false")
+    vendor = emulators.hubspot
+    sink = await make_sink("crm")
+    await Deliverer(sink, RecordingDLQ("crm")).deliver(
+        items(attribution(1, "referral_converted", source_event_id="evt_o1"))
+    )
+    assert vendor.deals == {} and vendor.properties["deals"] == {}
+    assert hubspot.DEALS_PATH not in vendor.requests_by_route
+    assert vendor.contacts["friend1@example.com"]["lifecyclestage"] == "customer"
+
+
+def test_a_write_counts_every_request_it_makes_against_the_shared_limit(monkeypatch):
+    monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", "t")
+    sink = hubspot.HubSpotSink(hubspot.HubSpotSettings())
+    signups = items(attribution(1), attribution(2))
+    orders = items(*(attribution(n, "referral_converted") for n in range(150)))
+    setup = len(hubspot.property_definitions(True))
+    assert sink.requests_per_write(signups) == 1 + setup
+    sink.properties_ready = True
+    assert sink.requests_per_write(signups) == 1
+    assert sink.requests_per_write(orders) == 1 + 2 * 2  # 150 deals: two of each call
+
+
+async def test_a_deals_request_refused_whole_is_split_until_the_bad_deal_is_found(
+    emulators, make_sink
+):
+    vendor = emulators.hubspot
+    vendor.refuse_deal_batches_with = {"ord_3"}
+    sink = await make_sink("crm")
+    dlq = RecordingDLQ("crm")
+    await Deliverer(sink, dlq).deliver(
+        items(
+            *(attribution(n, "referral_converted", source_event_id=f"evt_o{n}") for n in range(6))
+        )
+    )
+    assert set(vendor.deals) == {f"ord_{n}" for n in range(6)} - {"ord_3"}
+    assert [(key, headers["error.http_status"]) for _, key, _, headers in dlq.sent] == [
+        (b"ref_3", b"400")
+    ]
+    assert vendor.status_counts[400] >= 2  # the whole request, then each half holding it
+    clean(vendor)
+
+
+async def test_a_refund_without_net_amount_updates_the_contact_only(emulators, make_sink):
+    """Refunds emitted before they carried ``net_amount``: the deal keeps its amount."""
+    vendor = emulators.hubspot
+    sink = await make_sink("crm")
+    deliverer = Deliverer(sink, RecordingDLQ("crm"))
+    await deliverer.deliver(items(attribution(1, "referral_converted", source_event_id="e1")))
+    old = refund(1, "9.90", "40.00", "evt_r1")
+    old = old.model_copy(update={"order": old.order.model_copy(update={"net_amount": None})})
+    old = old.model_copy(update={"totals": old.totals.model_copy(update={"orders": 7})})
+    dlq = RecordingDLQ("crm")
+    await Deliverer(sink, dlq).deliver(items(old))
+    assert dlq.sent == [] and vendor.deals["ord_1"]["amount"] == "49.90"
+    assert vendor.contacts["friend1@example.com"]["referral_orders"] == "7"
+
+
+async def test_a_deal_whose_contact_id_is_not_returned_is_dead_lettered(emulators, make_sink):
+    """No search calls: without the contact's id from the upsert the deal cannot be
+    associated, and that is said in the DLQ rather than left unassociated."""
+    vendor = emulators.hubspot
+    sink = await make_sink("crm")
+    handle = vendor.handle
+
+    async def without_emails(request, body):
+        answer = await handle(request, body)
+        payload = orjson.loads(answer.body)
+        for result in payload["results"]:
+            result["properties"].pop("email", None)
+        return web.json_response(payload, status=answer.status)
+
+    vendor.endpoints[0].handle = without_emails
+    dlq = RecordingDLQ("crm")
+    await Deliverer(sink, dlq).deliver(items(attribution(1, "referral_converted")))
+    assert vendor.deals == {} and "friend1@example.com" in vendor.contacts
+    ((_, key, _, headers),) = dlq.sent
+    assert key == b"ref_1" and b"no id for the friend" in headers["error.message"]
