@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-__all__ = ["DLQ", "DURATION", "OUTCOMES", "PUBLISHED", "REGISTRY", "REQUESTS", "init_series"]
+__all__ = [
+    "DLQ", "DLQ_REASONS", "DURATION", "OUTCOMES", "PUBLISHED", "REGISTRY", "REQUESTS",
+    "init_series",
+]  # fmt: skip
 
 REGISTRY = CollectorRegistry()
 """The gateway process's own registry: its /metrics shows the gateway families only."""
@@ -14,6 +17,11 @@ OUTCOMES = (
     "published", "ignored", "dead_lettered", "invalid", "unauthorized", "too_large",
     "unavailable", "not_found",
 )  # fmt: skip
+DLQ_REASONS = (
+    "invalid_json", "invalid_field", "missing_field", "missing_header", "mixed_currency",
+    "schema_invalid", "empty_batch", "too_many_events",
+)  # fmt: skip
+"""Why an authentic body is dead-lettered (``Unmappable.reason``)."""
 REQUESTS = Counter(
     "refstream_gateway_requests", "Webhook requests by source and outcome",
     ["source", "outcome"], registry=REGISTRY,
@@ -33,10 +41,15 @@ DLQ = Counter(
 )  # fmt: skip
 
 
-def init_series(sources: list[str]) -> None:
-    """Create every source's request series at 0, so that ``increase()`` in alerts sees the
-    first 503 or 401 instead of a series appearing out of nothing."""
+def init_series(sources: list[str], topics: list[str]) -> None:
+    """Create every source's series at 0 (requests, published events per input topic, dead
+    letters per reason), so that ``increase()`` in alerts and panels sees the first 503,
+    401 or event instead of a series appearing out of nothing."""
     for source in sources:
         DURATION.labels(source)
         for outcome in OUTCOMES:
             REQUESTS.labels(source, outcome)
+        for topic in topics:
+            PUBLISHED.labels(source, topic)
+        for reason in DLQ_REASONS:
+            DLQ.labels(source, reason)

@@ -67,7 +67,8 @@ class Gateway:
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/metrics", self.metrics)
-        metrics.init_series(self.enabled)
+        t = self.settings.topics
+        metrics.init_series(self.enabled, [t.referrals, t.signups, t.orders])
         return app
 
     async def healthz(self, request: web.Request) -> web.Response:
