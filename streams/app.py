@@ -11,7 +11,7 @@ from typing import Any
 import faust
 
 from sinks.errors import ConfigurationError
-from streams import subscription, tansu
+from streams import rebalance, subscription, tansu
 from streams.logs import quiet_aiokafka
 from streams.producer import BatchProducer
 from streams.settings import BrokerCompat, Settings, get_settings
@@ -61,6 +61,7 @@ except ConfigurationError as exc:  # one line naming the variable, not a traceba
 app = faust.App(settings.app_id, **faust_options(settings))
 quiet_aiokafka()  # a lost broker is logged at a bounded rate (streams/logs.py)
 subscription.install(settings.kafka)  # subscribe once the topics are visible
+rebalance.install()  # re-read what a rebalance dropped on uncommitted partitions
 if settings.broker_compat is BrokerCompat.TANSU:
     tansu.install(settings.kafka)
 

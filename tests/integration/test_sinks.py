@@ -215,8 +215,11 @@ async def test_kill_9_during_delivery_ends_with_exactly_the_expected_vendor_reco
 ):
     workload = Workload.build(journeys=200, seed=41, invalid=0)
     want = expected_vendor_state(workload.expected())
+    # Small batches and a slow Klaviyo, so the kill lands between requests: with the bulk
+    # endpoint one batch of 1,000 carries every event before the kill could come.
+    sink_pipeline.env |= {"REFSTREAM_BATCH_SIZE": "10"}
     emulators.mixpanel.faults.latency = 0.5
-    emulators.klaviyo.faults.latency = 0.05
+    emulators.klaviyo.faults.latency = 0.3
     first = await sink_pipeline.start_worker("worker")
     await produce(workload.phase1, sink_pipeline.servers, sink_pipeline.topics)
     deadline = time.monotonic() + 60
