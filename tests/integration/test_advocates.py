@@ -42,10 +42,10 @@ def answer(worker, path: str) -> tuple[int, object]:
     return status, orjson.loads(body)
 
 
-async def wait_for_advocates(worker, want: dict, timeout: float = 180) -> dict:
+async def wait_for_advocates(worker, want: dict, timeout: float = 90) -> dict:
     """Until every advocate answers as expected (the advocate stage is downstream of the
-    attributions and lags them on a loaded machine: 60 s was too short twice), or the
-    timeout; returns the last answers."""
+    attributions and lags them), or the timeout; returns the last answers. (Answers short
+    of a referral after minutes were records lost in a rebalance: streams/rebalance.py.)"""
     deadline = time.monotonic() + timeout
     while True:
         got = {advocate: answer(worker, f"/advocates/{advocate}")[1] for advocate in want}
