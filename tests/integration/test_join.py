@@ -248,11 +248,14 @@ async def test_soak_three_kills(pipeline):
 
 async def test_records_fetched_while_faust_seeks_reach_their_stages(pipeline):
     """Faust's seek after a rebalance is made slow and the stages busy meanwhile
-    (slow_seek.py), so records fetched in it wait in queues Faust empties; the first worker
-    never commits, so its successor does not seek back to them. They must not be lost.
+    (slow_seek.py), so records fetched in it wait in queues Faust empties after the seek,
+    and only a later restart would read them again. They must not be lost.
     Without the hold in streams/app.py this loses hundreds of attributions every run."""
     pipeline.worker_module = "tests.integration.slow_seek"
-    pipeline.env |= {"PYTHONPATH": str(ROOT), "REFSTREAM_COMMIT_INTERVAL_SECONDS": "300"}
+    # Small stage batches: the backlog held during the slow seek otherwise went through in
+    # one batch now and then, and the kill came after phase 1 had ended.
+    pipeline.env |= {"PYTHONPATH": str(ROOT), "REFSTREAM_COMMIT_INTERVAL_SECONDS": "300",
+                     "REFSTREAM_BATCH_SIZE": "50"}  # fmt: skip
     workload = Workload.build(journeys=1500, seed=31, invalid=3)
     await kill_and_restart(pipeline, workload, [400])
 
