@@ -8,6 +8,14 @@ window of the vendor's can see more than its limit of ours. (A token bucket, aio
 bursts a full bucket at once and overruns a sliding window; with a bucket of one it loses
 part of the allowance to every wake-up.)
 
+Past half of a window's allowance, what is left is spread evenly over the time until the
+oldest place frees: a stream above the window's average rate then waits a little before
+each request, so the caller's next batch is larger, instead of spending the whole allowance
+in a burst and waiting out most of a period (at 1,000 events/s Klaviyo's 150 bulk jobs a
+minute went in 45 s, then nothing for 15 s: signup → Klaviyo p99 27 s). Spacing requests at
+the average rate once past half is not enough: the first half, spent at once, leaves too
+little for the rest of the period. The first half still absorbs a burst at once.
+
 A vendor's limit is per account, not per worker: workers that split a sink's partitions
 split the allowance in the same shares (:meth:`SlidingWindowLimiter.share`), so together
 they stay within it.
@@ -25,7 +33,7 @@ __all__ = ["SlidingWindowLimiter"]
 
 
 class _Window:
-    __slots__ = ("answered", "limit", "period", "quota")
+    __slots__ = ("answered", "last_sent", "limit", "period", "quota")
 
     def __init__(self, limit: int, period: float) -> None:
         if limit < 1 or period <= 0:
@@ -34,14 +42,22 @@ class _Window:
         self.quota = limit  # this worker's part of the limit
         self.period = period
         self.answered: deque[float] = deque()  # answer times within the last period
+        self.last_sent = float("-inf")
 
-    def full(self, now: float, sending: int, places: int = 1) -> bool:
-        """Whether ``places`` more requests would pass this worker's part of the limit
-        (a call of more places than the whole part waits for an empty window)."""
+    def wait(self, now: float, sending: int, places: int = 1) -> float | None:
+        """Seconds until ``places`` more requests may go within this worker's part of the
+        limit: 0 now, None once a request in flight is answered. A call of more places
+        than the whole part waits for an empty window; past half of it, calls are paced."""
         while self.answered and self.answered[0] <= now - self.period:
             self.answered.popleft()
         used = sending + len(self.answered)
-        return used + min(places, self.quota) > self.quota
+        places = min(places, self.quota)
+        if used + places > self.quota:
+            return self.answered[0] + self.period - now if self.answered else None
+        if 2 * used >= self.quota and self.answered:  # spread the rest until places free
+            gap = (self.answered[0] + self.period - now) * places / (self.quota - used)
+            return max(0.0, self.last_sent + gap - now)
+        return 0.0
 
 
 class SlidingWindowLimiter:
@@ -82,14 +98,16 @@ class SlidingWindowLimiter:
         async with self._changed:
             while True:
                 now = time.monotonic()
-                full = [w for w in self._windows if w.full(now, self._sending, count)]
-                if not full:
+                waits = [w.wait(now, self._sending, count) for w in self._windows]
+                if all(wait == 0.0 for wait in waits):
                     self._sending += count
+                    for window in self._windows:
+                        window.last_sent = now
                     return
                 # A full window frees when its oldest answer leaves it, or (nothing answered
                 # yet) when a request in flight is answered: __aexit__ notifies.
-                frees = [w.answered[0] + w.period for w in full if w.answered]
-                timeout = max(0.0, min(frees) - now) if frees else None
+                known = [wait for wait in waits if wait]
+                timeout = min(known) if known else None
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), timeout)
 

@@ -52,11 +52,27 @@ async def test_every_limit_holds_at_once_a_burst_and_a_steady_one():
     for at in sent:
         assert len([s for s in sent if at - 0.1 < s <= at]) <= 4
         assert len([s for s in sent if at - 0.5 < s <= at]) <= 6
-    # the burst goes at once (4), then 2 more after 0.1 s fill the steady window; the rest
-    # wait for the first answers to leave it, 0.5 s on
-    assert sent[3] - began < 0.05
-    assert 0.1 <= sent[5] - began < 0.2
+    # half the burst window goes at once, then requests are paced; the seventh waits for
+    # the first answers to leave the steady window, 0.5 s on
+    assert sent[1] - began < 0.02
+    assert all(b - a >= 0.02 for a, b in itertools.pairwise(sent[1:]))
     assert sent[6] - began >= 0.5
+
+
+async def test_a_stream_above_the_average_rate_is_paced_not_held_for_a_period():
+    """Past half of the allowance the rest is spread until the oldest place frees, so a
+    caller that keeps asking never waits out most of a period (without: 10 at once, then
+    1 s of nothing, and again)."""
+    limiter = SlidingWindowLimiter([(10, 1.0)])
+
+    began = time.monotonic()
+    sent = await send_times(limiter, 25)
+
+    for at in sent:
+        assert len([s for s in sent if at - 1.0 < s <= at]) <= 10
+    assert len([s for s in sent if s - began < 0.02]) == 5, "the first half at once"
+    assert all(b - a >= 0.15 for a, b in itertools.pairwise(sent[4:10])), "the rest spread"
+    assert max(b - a for a, b in itertools.pairwise(sent)) < 0.4
 
 
 async def test_a_share_of_the_limits_is_all_a_worker_sends():
@@ -73,7 +89,7 @@ async def test_a_share_of_the_limits_is_all_a_worker_sends():
     limiter.share(1.0)  # the whole limit again, e.g. once the other worker has gone
     await asyncio.sleep(0.35)
     burst = await send_times(limiter, 3)
-    assert max(burst) - min(burst) < 0.03, "3 at once, the burst window's full limit"
+    assert max(burst) - min(burst) < 0.08, "3 in one window (a share of 0.5: 0.1 s or more)"
 
 
 async def test_a_share_is_a_fraction_and_leaves_one_request_a_window():
