@@ -132,7 +132,7 @@ def test_a_write_counts_every_request_it_makes_against_the_shared_limit(monkeypa
     assert sink.requests_per_write(signups) == 1 + setup
     sink.properties_ready = True
     assert sink.requests_per_write(signups) == 1
-    assert sink.requests_per_write(orders) == 1 + 2 * 2  # 150 deals: two of each call
+    assert sink.requests_per_write(orders) == 2 + 2 * 2  # 150 friends and deals: two of each
 
 
 async def test_a_deals_request_refused_whole_is_split_until_the_bad_deal_is_found(
@@ -190,3 +190,24 @@ async def test_a_deal_whose_contact_id_is_not_returned_is_dead_lettered(emulator
     assert vendor.deals == {} and "friend1@example.com" in vendor.contacts
     ((_, key, _, headers),) = dlq.sent
     assert key == b"ref_1" and b"no id for the friend" in headers["error.message"]
+
+
+async def test_a_thick_write_sends_contacts_in_calls_of_100_and_deals_in_fewer(
+    emulators, make_sink
+):
+    """250 friends, 60 of them with an order: three contacts calls, and one deals call and
+    one associations call for all 60 deals (a write per 100 contacts made three pairs)."""
+    vendor = emulators.hubspot
+    sink = await make_sink("crm")
+    events = [attribution(n) for n in range(190)]
+    events += [attribution(n, "referral_converted", source_event_id=f"evt_o{n}")
+               for n in range(190, 250)]  # fmt: skip
+    dlq = RecordingDLQ("crm")
+    await Deliverer(sink, dlq).deliver(items(*events))
+
+    assert dlq.sent == []
+    assert len(vendor.contacts) == 250 and len(vendor.deals) == 60
+    assert vendor.requests_by_route[hubspot.PATH] == 3
+    assert vendor.requests_by_route[hubspot.DEALS_PATH] == 1
+    assert vendor.requests_by_route[hubspot.ASSOCIATIONS_PATH] == 1
+    clean(vendor)
