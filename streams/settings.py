@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     """How other workers reach this one's HTTP port (table-routed lookups)."""
     store: str = Field("rocksdb://", alias="REFSTREAM_STORE")
     data_dir: str = Field("data", alias="REFSTREAM_DATA_DIR")
+    rocksdb_memory_mb: int = Field(128, ge=16, alias="REFSTREAM_ROCKSDB_MEMORY_MB")
+    """One block cache and memtable budget shared by all of a worker's table-partition
+    databases (streams/rocksdb_budget.py): RocksDB's memory whatever partitions it owns."""
     sinks: Annotated[tuple[str, ...], NoDecode] = Field(DEFAULT_SINKS, alias="REFSTREAM_SINKS")
     """The sinks to run; each reads its own settings (its ``Settings`` model, ``sinks/``)."""
     broker_compat: BrokerCompat = Field(BrokerCompat.KAFKA, alias="REFSTREAM_BROKER_COMPAT")
@@ -136,6 +139,10 @@ class Settings(BaseSettings):
     @property
     def heartbeat_interval_seconds(self) -> float:
         return self.session_timeout_seconds / 3
+
+    @property
+    def rocksdb_memory_bytes(self) -> int:
+        return self.rocksdb_memory_mb * 1024 * 1024
 
     @cached_property
     def kafka(self) -> KafkaConnection:

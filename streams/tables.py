@@ -6,10 +6,12 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import faust
-from faust.types import TP
+from faust.stores.rocksdb import Store as RocksDBStore
+from faust.types import TP, StoreT
 
 from streams.app import app, settings
 from streams.producer import BatchProducer, OutRecord
+from streams.rocksdb_budget import BudgetedOptions
 
 __all__ = ["DurableTable", "advocates", "customers", "emails", "orders", "referrals"]
 
@@ -52,6 +54,12 @@ class DurableTable(faust.Table):
     recovery fills the gap.
     """
 
+    def _new_store(self) -> StoreT:
+        store = super()._new_store()
+        if isinstance(store, RocksDBStore) and store.use_rocksdict:
+            store.rocksdb_options = BudgetedOptions(settings.rocksdb_memory_bytes, **ROCKSDB_SIZES)
+        return store
+
     def read(self, key: bytes, partition: int) -> bytes | None:
         """The stored value of ``key``, which lives in ``partition``; counted by the sensors
         as a table get.
@@ -85,29 +93,18 @@ class DurableTable(faust.Table):
         )  # fmt: skip
 
 
-def rocksdb_options() -> dict[str, int]:
-    """RocksDB sizing per partition database (RocksDB store only).
-
-    Faust's defaults give each database up to three 64 MB memtables and its own 2 GB block
-    cache; with four tables of eight partitions a worker loading a large state grew past
-    800 MB. Small memtables and caches keep it within a few hundred MB (README,
-    performance); the data is on disk and the changelog either way.
-    """
-    return {
-        "write_buffer_size": 4 * 1024 * 1024,
-        "max_write_buffer_number": 2,
-        "block_cache_size": 4 * 1024 * 1024,
-    }
+ROCKSDB_SIZES = {"write_buffer_size": 4 * 1024 * 1024, "max_write_buffer_number": 2}
+"""Memtables per partition database; all of them together stay within the worker's budget
+(streams/rocksdb_budget.py). Faust's defaults are three of 64 MB each."""
 
 
 def _table(name: str, help: str) -> DurableTable:
     # bytes types mean the "raw" codec: values are our own JSON, encoded by pydantic. Keys must
     # be bytes too, always: the memory store keeps keys as given, and recovery from the
     # changelog restores them as bytes, so a str key written live would never be found again.
-    options = rocksdb_options() if settings.store.startswith("rocksdb") else None
     table = DurableTable(
         app=app, name=name, help=help, partitions=settings.partitions,
-        key_type=bytes, value_type=bytes, options=options,
+        key_type=bytes, value_type=bytes,
     )  # fmt: skip
     return app.tables.add(table)
 

@@ -1,0 +1,60 @@
+"""One RocksDB memory budget for all of a worker's table-partition databases.
+
+Faust opens one database per table partition (five tables of eight partitions), each with
+its own block cache and memtables. A worker's RocksDB memory therefore grew with the data
+until every database's cache and memtables were full, and with the number of partitions it
+owned: about 8.6 MB per database, 385 MB for forty (README, performance), so a worker that
+took over its partner's partitions after a kill settled hundreds of MB higher. Here every
+database shares one LRU block cache, which also holds the index and filter blocks, and one
+write-buffer manager whose memtables are charged to that cache, so RocksDB stays within
+``REFSTREAM_ROCKSDB_MEMORY_MB`` however many partitions a worker owns (RocksDB wiki:
+"Memory usage in RocksDB", "Write Buffer Manager").
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import rocksdict
+from faust.stores.rocksdb import RocksDBOptions
+
+__all__ = ["BudgetedOptions", "shared_memory"]
+
+MEMTABLE_SHARE = 0.5
+"""Of the budget, the part memtables may fill before the manager makes a database flush."""
+
+
+@cache
+def shared_memory(budget_bytes: int) -> tuple[rocksdict.Cache, rocksdict.WriteBufferManager]:
+    """The process's block cache and write-buffer manager for ``budget_bytes``."""
+    block_cache = rocksdict.Cache(budget_bytes)
+    memtables = rocksdict.WriteBufferManager.new_write_buffer_manager_with_cache(
+        int(budget_bytes * MEMTABLE_SHARE), False, block_cache
+    )
+    return block_cache, memtables
+
+
+class BudgetedOptions(RocksDBOptions):
+    """Faust's RocksDB options (rocksdict driver), with the cache and memtables shared."""
+
+    def __init__(self, budget_bytes: int, **options: Any) -> None:
+        super().__init__(use_rocksdict=True, **options)
+        self.budget_bytes = budget_bytes
+
+    def as_options(self) -> rocksdict.Options:
+        block_cache, memtables = shared_memory(self.budget_bytes)
+        options = rocksdict.Options(raw_mode=True)
+        options.create_if_missing(True)
+        options.set_max_open_files(self.max_open_files)
+        options.set_write_buffer_size(self.write_buffer_size)
+        options.set_max_write_buffer_number(self.max_write_buffer_number)
+        options.set_target_file_size_base(self.target_file_size_base)
+        options.set_write_buffer_manager(memtables)
+        table = rocksdict.BlockBasedOptions()
+        table.set_bloom_filter(self.bloom_filter_size, True)
+        table.set_block_cache(block_cache)
+        table.set_cache_index_and_filter_blocks(True)
+        table.set_pin_l0_filter_and_index_blocks_in_cache(True)
+        options.set_block_based_table_factory(table)
+        return options

@@ -1,0 +1,44 @@
+"""The worker's partition databases share one RocksDB memory budget."""
+
+from __future__ import annotations
+
+import os
+
+from streams.rocksdb_budget import MEMTABLE_SHARE, BudgetedOptions, shared_memory
+
+MB = 1024 * 1024
+
+
+def test_databases_share_one_memtable_budget_and_keep_their_data(tmp_path):
+    budget = 16 * MB
+    options = BudgetedOptions(budget, write_buffer_size=4 * MB, max_write_buffer_number=2)
+    databases = [options.open(tmp_path / f"p{i}") for i in range(12)]
+    block_cache, memtables = shared_memory(budget)
+    value = os.urandom(256)
+    written = 0
+    peak = 0
+    for n in range(200_000):  # ~51 MB of values; on their own, 12 x 8 MB of memtables
+        databases[n % len(databases)][f"key-{n}".encode()] = value
+        written += len(value)
+        if n % 1000 == 0:
+            peak = max(peak, memtables.get_usage())
+    assert written > 3 * budget
+    # The limit is soft (flushes run in the background, each database keeps an arena block
+    # of an eighth of write_buffer_size), but far under the 96 MB twelve would fill alone
+    # and under what was written; and the memtables count against the shared block cache.
+    assert budget * MEMTABLE_SHARE / 2 < peak <= 2 * budget
+    assert block_cache.get_usage() >= memtables.get_usage()
+    for n in (0, 99_999, 199_999):
+        assert databases[n % len(databases)][f"key-{n}".encode()] == value
+    for database in databases:
+        database.close()
+    reopened = options.open(tmp_path / "p0")
+    assert reopened[b"key-0"] == value
+    reopened.close()
+
+
+def test_the_budget_is_one_cache_and_one_manager_per_size():
+    assert shared_memory(32 * MB) is shared_memory(32 * MB)
+    block_cache, memtables = shared_memory(32 * MB)
+    assert memtables.get_buffer_size() == int(32 * MB * MEMTABLE_SHARE)
+    assert shared_memory(48 * MB)[0] is not block_cache
