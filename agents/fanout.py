@@ -7,8 +7,11 @@ its own offsets (advanced only past delivered or dead-lettered records) and lets
 consuming while its circuit is open without touching anyone else.
 
 A vendor's rate limit is per account: each worker's sink uses the share of it that its
-share of the sink's partitions is (:class:`ShareOfLimits`), so the workers of a group stay
+share of the sink's partitions is (:class:`SinkListener`), so the workers of a group stay
 within it together.
+
+A worker that loses partitions in a rebalance first stops its delivery in progress
+(:mod:`sinks.delivery.fence`), so that no request of its lands after the new owner's.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
@@ -26,6 +30,7 @@ from sinks.base import Sink
 from sinks.batch import Batch, Item
 from sinks.delivery.deliverer import Deliverer
 from sinks.delivery.dlq import DeadLetters, Failure
+from sinks.delivery.fence import FencedDelivery
 from sinks.delivery.watch import DeliveryWatch
 from sinks.delivery.window import SlidingWindowLimiter
 from sinks.registry import build_sinks
@@ -33,7 +38,7 @@ from streams.app import app, settings
 from streams.group_consumer import group_consumer
 from streams.topics import ensure_topic
 
-__all__ = ["ShareOfLimits", "SinkConsumer", "run_sinks"]
+__all__ = ["SinkConsumer", "SinkListener", "run_sinks"]
 
 log = logging.getLogger(__name__)
 
@@ -43,19 +48,30 @@ async def _send(topic: str, key: bytes | None, value: bytes, headers: list) -> N
     await (await app.producer.send(topic, key, value, None, None, headers))
 
 
-class ShareOfLimits(ConsumerRebalanceListener):
-    """After each rebalance, lets the sink use the share of its vendor's rate limits that
-    its share of the group's partitions is (the whole of them when it has them all)."""
+class SinkListener(ConsumerRebalanceListener):
+    """Fences a sink's delivery at a rebalance and shares its vendor's rate limits.
+
+    Revoked: the delivery in progress is stopped before the group moves on (aiokafka runs
+    every member's revoke callback before any member is assigned), so no request of this
+    worker's can land after the new owner's. Assigned: the sink may use the share of its
+    vendor's rate limits that its share of the group's partitions is (all of them when it
+    has them all).
+    """
 
     def __init__(
-        self, name: str, consumer: AIOKafkaConsumer, limiters: list[SlidingWindowLimiter]
+        self,
+        name: str,
+        consumer: AIOKafkaConsumer,
+        limiters: list[SlidingWindowLimiter],
+        stop_delivery: Callable[[], Awaitable[None]],
     ) -> None:
         self.name = name
         self.consumer = consumer
         self.limiters = limiters
+        self.stop_delivery = stop_delivery
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        pass
+        await self.stop_delivery()
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         topics = self.consumer.subscription()
@@ -79,6 +95,7 @@ class SinkConsumer:
         # Several rounds of full requests per poll: the rate limiter stays busy while the
         # consumer commits and fetches between polls.
         self.poll_records = sink.policy.batch_size * sink.policy.max_in_flight * 4
+        self.delivery = FencedDelivery(sink.name, self.deliverer.deliver)
 
     @property
     def topics(self) -> list[str]:
@@ -91,9 +108,19 @@ class SinkConsumer:
         # an open circuit may hold a batch for a long time: no rebalance for a slow poll
         consumer = group_consumer(settings, [], self.group, self.poll_records,
                                   max_poll_interval_ms=30 * 60 * 1000)  # fmt: skip
-        share = ShareOfLimits(self.sink.name, consumer, self.deliverer.limiters)
-        consumer.subscribe(self.topics, listener=share)
+        listener = SinkListener(
+            self.sink.name, consumer, self.deliverer.limiters, self.delivery.stop
+        )
+        consumer.subscribe(self.topics, listener=listener)
         return consumer
+
+    async def _deliver(self, items: list[Item], epoch: int) -> bool:
+        """Deliver ``items`` fetched in ``epoch``; False if a rebalance came in between."""
+        self.watch.started()
+        try:
+            return await self.delivery.run(Batch(tuple(items)), epoch)
+        finally:
+            self.watch.finished()
 
     async def run(self) -> None:
         await self.sink.setup()
@@ -104,6 +131,7 @@ class SinkConsumer:
         log.info("sink started sink=%s", self.sink.name)
         try:
             while True:
+                epoch = self.delivery.epoch
                 fetched = await self._poll(consumer)
                 items, offsets = [], {}
                 for tp, records in fetched.items():
@@ -112,14 +140,10 @@ class SinkConsumer:
                         if item is not None:
                             items.append(item)
                     offsets[tp] = records[-1].offset + 1
-                if items:
-                    self.watch.started()
-                    try:
-                        await self.deliverer.deliver(Batch(tuple(items)))
-                    finally:
-                        self.watch.finished()
-                # A partition revoked during delivery is not ours to commit (aiokafka
-                # raises IllegalStateError): its new owner redelivers, and vendors dedup.
+                if items and not await self._deliver(items, epoch):
+                    continue  # revoked: the records are their next owner's to send
+                if epoch != self.delivery.epoch:
+                    continue  # revoked while the batch's records were dead-lettered
                 owned = consumer.assignment()
                 offsets = {tp: offset for tp, offset in offsets.items() if tp in owned}
                 if offsets:
