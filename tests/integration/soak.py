@@ -22,6 +22,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from dev.emulators.hubspot import HubSpotEmulator
 from dev.expectations import expected_vendor_state
 from dev.generator import Record, Workload
 from dev.worker import WorkerProcess
@@ -46,6 +47,10 @@ class SoakParams:
     """Lag counts as back to steady under this many seconds of input, summed over the
     groups: committed offsets trail by the commit intervals (ingest 1 s, the join 0.5 s,
     a sink one delivery), so undisturbed the sum is not 0 (test_soak.py reports it)."""
+    standby_replicas: int = 1
+    """A standby copy of each table partition on the other worker, the configuration for a
+    fast takeover: without one, the survivor rebuilds a killed worker's partitions from the
+    changelogs, which took minutes by the end of the hour (README, soak)."""
     pending_ttl: float = 180.0
     """Longer than a takeover can hold a partner back (the suite's 12 s is not: test_scale)."""
     drain_timeout: float = 900.0
@@ -58,7 +63,7 @@ class SoakParams:
         read = {
             "seconds": float, "rate": float, "kill_every": float, "outage_every": float,
             "outage_seconds": float, "warmup": float, "recovery_limit": float,
-            "lag_steady_seconds": float, "pending_ttl": float,
+            "lag_steady_seconds": float, "standby_replicas": int, "pending_ttl": float,
             "drain_timeout": float, "journeys_per_chunk": int, "seed": int, "report": Path,
         }  # fmt: skip
         values = {
@@ -105,17 +110,27 @@ class Expected:
 
     def add(self, vendors: dict, attributions: int, events: int, invalid: list[Record]) -> None:
         for name, held in vendors.items():
-            mine = self.vendors.setdefault(name, type(held)())
-            assert (
-                mine.keys().isdisjoint(held) if isinstance(held, dict) else mine.isdisjoint(held)
-            ), f"chunks share a {name} record"
-            mine |= held
+            _merge(self.vendors, name, held)
         self.attributions += attributions
         self.events += events
         self.invalid += invalid
 
     def vendor_state(self) -> dict:
         return self.vendors
+
+
+def _merge(into: dict, name: str, held: Any) -> None:
+    """Add one chunk's records of a vendor, by id, to the running total; no id may come
+    twice. HubSpot's state is a dict of such collections (contacts, deals, associations)."""
+    mine = into.setdefault(name, type(held)())
+    if isinstance(held, dict) and held.keys() == HubSpotEmulator.nothing().keys():
+        for collection, records in held.items():
+            _merge(mine, collection, records)
+        return
+    assert mine.keys().isdisjoint(held) if isinstance(held, dict) else mine.isdisjoint(held), (
+        f"chunks share a {name} record"
+    )
+    mine |= held
 
 
 def build_chunk(index: int, params: SoakParams) -> Chunk:

@@ -1,9 +1,11 @@
-"""The soak's figures (soak_figures.py) on made-up samples: no broker needed."""
+"""The soak's figures (soak_figures.py) and expectations on made-up samples: no broker
+needed."""
 
 from __future__ import annotations
 
 import pytest
 
+from .soak import Expected
 from .soak_figures import Disruption, episodes, pooled_slope, slope_per_hour
 
 
@@ -48,3 +50,16 @@ def test_a_disruption_still_disturbed_when_the_next_starts_merges_with_it():
 def test_lag_never_back_is_no_recovery():
     (episode,) = episodes([Disruption("outage", "klaviyo", 0, 10)], lag(10, 5000, 6000), 1000)
     assert episode.recovered_at is None and episode.recovery_seconds is None
+
+
+def test_chunks_add_up_per_vendor_collection_and_never_share_an_id():
+    expected = Expected()
+    first = {"contacts": {"a@x": {}}, "deals": {"o1": {}}, "associations": {"o1": ["a@x"]}}
+    second = {"contacts": {"b@x": {}}, "deals": {}, "associations": {}}
+    expected.add({"hubspot": first, "mixpanel": {"e1": {}}}, 1, 2, [])
+    expected.add({"hubspot": second, "mixpanel": {"e2": {}}}, 1, 2, [])
+    assert expected.vendors["hubspot"]["contacts"].keys() == {"a@x", "b@x"}
+    assert expected.vendors["hubspot"]["deals"].keys() == {"o1"}
+    assert expected.vendors["mixpanel"].keys() == {"e1", "e2"}
+    with pytest.raises(AssertionError, match="chunks share a contacts record"):
+        expected.add({"hubspot": {**second, "contacts": {"a@x": {}}}}, 1, 2, [])
