@@ -140,10 +140,15 @@ class SinkConsumer:
                         if item is not None:
                             items.append(item)
                     offsets[tp] = records[-1].offset + 1
-                if items and not await self._deliver(items, epoch):
-                    continue  # revoked: the records are their next owner's to send
-                if epoch != self.delivery.epoch:
-                    continue  # revoked while the batch's records were dead-lettered
+                delivered = not items or await self._deliver(items, epoch)
+                if not delivered or epoch != self.delivery.epoch:
+                    # A rebalance came: the batch is not ours to send or commit. Its
+                    # records of partitions still (or again) ours may have been fetched
+                    # after the new assignment moved the position past them: read them
+                    # again, or a later commit would skip them (the hour soak lost
+                    # records to this until the rewind).
+                    self._rewind(consumer, fetched)
+                    continue
                 owned = consumer.assignment()
                 offsets = {tp: offset for tp, offset in offsets.items() if tp in owned}
                 if offsets:
@@ -154,6 +159,13 @@ class SinkConsumer:
         finally:
             await consumer.stop()
             await self.sink.aclose()
+
+    @staticmethod
+    def _rewind(consumer: AIOKafkaConsumer, fetched: dict) -> None:
+        owned = consumer.assignment()
+        for tp, records in fetched.items():
+            if tp in owned and records:
+                consumer.seek(tp, min(record.offset for record in records))
 
     async def _poll(self, consumer: AIOKafkaConsumer) -> dict:
         """The records of one delivery: after the first arrives, keep collecting for the
