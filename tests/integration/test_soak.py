@@ -332,9 +332,11 @@ async def test_an_hour_under_load(sink_pipeline, emulators, kafka):
     params, pipeline = PARAMS, sink_pipeline
     pipeline.env |= {"REFSTREAM_STORE": "rocksdb://", "PYTHONPATH": str(ROOT),
                      "PENDING_TTL_SECONDS": str(params.pending_ttl),
-                     "REFSTREAM_STANDBY_REPLICAS": str(params.standby_replicas)}  # fmt: skip
+                     "REFSTREAM_STANDBY_REPLICAS": str(params.standby_replicas),
+                     "HUBSPOT_RATE_LIMIT_PER_10S": str(params.hubspot_per_10s)}  # fmt: skip
     for emulator in emulators.by_sink.values():
         emulator.enforce_documented_limits()
+    emulators.hubspot.limits = ((params.hubspot_per_10s, 10.0),)  # a documented tier
 
     soak, machine = Soak(pipeline, emulators, params), Machine()
     await soak.start_workers()
@@ -463,7 +465,8 @@ def vendor_figures(emulators, got: dict, want: dict) -> dict:
 def print_summary(report: dict, params: SoakParams) -> None:
     production, rss, lag = report["production"], report["rss"], report["lag"]
     print(f"\nsoak: {params.seconds:.0f}s at {params.rate:.0f}/s on {report['broker']}, "
-          f"{report['store']}, every vendor's documented limits")  # fmt: skip
+          f"{report['store']}, every vendor's documented limits (HubSpot "
+          f"{params.hubspot_per_10s} / 10 s)")  # fmt: skip
     print(f"  produced {production['events_produced']:,} events "
           f"({production['rate_in_window']}/s in the window), "
           f"{report['attributions']['expected']:,} attributions")  # fmt: skip
