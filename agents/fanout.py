@@ -64,16 +64,19 @@ class SinkListener(ConsumerRebalanceListener):
         consumer: AIOKafkaConsumer,
         limiters: list[SlidingWindowLimiter],
         stop_delivery: Callable[[], Awaitable[None]],
+        assigned: Callable[[], None],
     ) -> None:
         self.name = name
         self.consumer = consumer
         self.limiters = limiters
         self.stop_delivery = stop_delivery
+        self.assigned = assigned
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         await self.stop_delivery()
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.assigned()
         topics = self.consumer.subscription()
         total = sum(len(self.consumer.partitions_for_topic(t) or ()) for t in topics)
         if not assigned or not total:
@@ -96,6 +99,10 @@ class SinkConsumer:
         # consumer commits and fetches between polls.
         self.poll_records = sink.policy.batch_size * sink.policy.max_in_flight * 4
         self.delivery = FencedDelivery(sink.name, self.deliverer.deliver)
+        self.first_fetched: dict[TopicPartition, int] = {}
+        """Per partition, the first offset fetched for the current batch since the latest
+        assignment (which set the position to the committed offset): where a dropped batch
+        rewinds to."""
 
     @property
     def topics(self) -> list[str]:
@@ -109,8 +116,9 @@ class SinkConsumer:
         consumer = group_consumer(settings, [], self.group, self.poll_records,
                                   max_poll_interval_ms=30 * 60 * 1000)  # fmt: skip
         listener = SinkListener(
-            self.sink.name, consumer, self.deliverer.limiters, self.delivery.stop
-        )
+            self.sink.name, consumer, self.deliverer.limiters, self.delivery.stop,
+            self.first_fetched.clear,
+        )  # fmt: skip
         consumer.subscribe(self.topics, listener=listener)
         return consumer
 
@@ -147,7 +155,7 @@ class SinkConsumer:
                     # after the new assignment moved the position past them: read them
                     # again, or a later commit would skip them (the hour soak lost
                     # records to this until the rewind).
-                    self._rewind(consumer, fetched)
+                    self._rewind(consumer)
                     continue
                 owned = consumer.assignment()
                 offsets = {tp: offset for tp, offset in offsets.items() if tp in owned}
@@ -160,12 +168,16 @@ class SinkConsumer:
             await consumer.stop()
             await self.sink.aclose()
 
-    @staticmethod
-    def _rewind(consumer: AIOKafkaConsumer, fetched: dict) -> None:
+    def _rewind(self, consumer: AIOKafkaConsumer) -> None:
+        """Back to the first records fetched since the latest assignment. Records fetched
+        before it are not a position to go back to: the assignment restarted from the
+        committed offsets, and seeking to them could skip forward past records another
+        owner sent in between."""
         owned = consumer.assignment()
-        for tp, records in fetched.items():
-            if tp in owned and records:
-                consumer.seek(tp, min(record.offset for record in records))
+        for tp, offset in self.first_fetched.items():
+            if tp in owned:
+                consumer.seek(tp, offset)
+        self.first_fetched.clear()
 
     async def _poll(self, consumer: AIOKafkaConsumer) -> dict:
         """The records of one delivery: after the first arrives, keep collecting for the
@@ -173,9 +185,11 @@ class SinkConsumer:
         would spend a rate-limited vendor's requests on a few records each: HubSpot allows
         10 requests/s, and a steady stream fetched every 100 ms filled them all."""
         linger = self.sink.policy.linger
+        self.first_fetched.clear()
         fetched = await consumer.getmany(
             timeout_ms=int(linger * 1000), max_records=self.poll_records
         )
+        self._note_first(fetched)
         count = sum(len(records) for records in fetched.values())
         deadline = time.monotonic() + linger
         while fetched and count < self.poll_records:
@@ -185,10 +199,16 @@ class SinkConsumer:
             more = await consumer.getmany(
                 timeout_ms=int(left * 1000), max_records=self.poll_records - count
             )
+            self._note_first(more)
             for tp, records in more.items():
                 fetched.setdefault(tp, []).extend(records)
                 count += len(records)
         return fetched
+
+    def _note_first(self, fetched: dict) -> None:
+        for tp, records in fetched.items():
+            if records:
+                self.first_fetched.setdefault(tp, records[0].offset)
 
     async def _item(self, record) -> Item | None:
         model = AdvocateTotals if record.topic == settings.topics.advocate_totals else None

@@ -46,6 +46,10 @@ __all__ = ["Deliverer"]
 
 log = logging.getLogger(__name__)
 
+SENT_WRITE_GRACE = 5.0
+"""Seconds a cancelled delivery waits for a write already sent: under half the groups'
+10 s rebalance timeout (their session), far above a vendor's usual answer."""
+
 
 class Deliverer:
     def __init__(self, sink: Sink, dead_letters: DeadLetters) -> None:
@@ -140,7 +144,7 @@ class Deliverer:
             async with self.in_flight, limiter.places(self.sink.requests_per_write(chunk)):
                 started = time.monotonic()
                 try:
-                    result = await self.sink.write(chunk)
+                    result = await self._write(chunk)
                 except DeliveryError as exc:
                     self._observe(started, exc.status or exc.reason)
                     return exc
@@ -149,6 +153,23 @@ class Deliverer:
         finally:
             if probe:  # answered, raised or cancelled: never leave the circuit probed forever
                 self.breaker.end_probe()
+
+    async def _write(self, chunk: Batch) -> WriteResult:
+        """``sink.write``, which a cancellation (a rebalance's fence) lets finish for up to
+        ``SENT_WRITE_GRACE`` seconds before it cancels it too: a request already on the wire
+        can still land after the new owner's otherwise, and the vendor would keep the older
+        state. The slot and rate-limit places stay held until it has ended."""
+        write = asyncio.ensure_future(self.sink.write(chunk))
+        try:
+            return await asyncio.shield(write)
+        except asyncio.CancelledError:
+            await asyncio.wait({write}, timeout=SENT_WRITE_GRACE)
+            if not write.done():
+                write.cancel()
+                log.warning("sink write cancelled while sent sink=%s", self.sink.name)
+            elif not write.cancelled():
+                write.exception()  # retrieved: its outcome is the new owner's business now
+            raise
 
     async def _request(self, chunk: Batch) -> None:
         policy, name = self.policy, self.sink.name

@@ -48,7 +48,8 @@ class FencedDelivery:
 
     async def stop(self) -> None:
         """Partitions are revoked: cancel the delivery in progress, if any, and wait until
-        it has stopped; batches fetched before now are not delivered."""
+        it has stopped (a write already sent ends first: ``Deliverer._write``); batches
+        fetched before now are not delivered."""
         self.epoch += 1
         task = self._task
         if task is not None and not task.done():

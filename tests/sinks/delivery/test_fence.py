@@ -87,3 +87,35 @@ async def test_the_deliverys_own_error_is_raised():
     delivery = FencedDelivery("broken", broken)
     with pytest.raises(RuntimeError, match="a bug"):
         await delivery.run(items(attribution(1)), delivery.epoch)
+
+
+async def test_a_revoke_lets_every_write_already_sent_land_before_it_returns():
+    """Cancelling a sent request would not unsend it: it could reach the vendor after the
+    new owner's, so the fence waits for it instead."""
+    vendor, _, delivery = fence()
+    running = asyncio.ensure_future(delivery.run(items(*(attribution(n) for n in range(200))), 0))
+    while len(vendor.started) < 4:
+        await asyncio.sleep(0.01)
+    await delivery.stop()
+    assert await running is False
+    assert len(vendor.landed) == len(vendor.started)
+
+
+async def test_a_write_that_hangs_past_the_grace_is_cancelled(monkeypatch):
+    monkeypatch.setattr("sinks.delivery.deliverer.SENT_WRITE_GRACE", 0.1)
+    vendor, dlq, delivery = fence()
+    hung = asyncio.Event()
+
+    async def hang(batch: Batch) -> WriteResult:
+        hung.set()
+        await asyncio.sleep(3600)
+        return WriteResult()
+
+    vendor.write = hang
+    running = asyncio.ensure_future(delivery.run(items(attribution(1)), delivery.epoch))
+    await hung.wait()
+    started = time.monotonic()
+    await delivery.stop()
+    assert 0.1 <= time.monotonic() - started < 1.0
+    assert await running is False
+    assert not dlq.sent
