@@ -39,8 +39,9 @@ class FencedDelivery:
         try:
             await asyncio.wait({task})
         finally:
-            if not task.done():  # the caller itself is being cancelled
-                task.cancel()
+            if not task.done():  # the caller itself is being cancelled (shutdown): the
+                task.cancel()  # delivery ends before the consumer leaves its group
+                await asyncio.wait({task})
         if task.cancelled():
             return False
         task.result()

@@ -119,3 +119,18 @@ async def test_a_write_that_hangs_past_the_grace_is_cancelled(monkeypatch):
     assert 0.1 <= time.monotonic() - started < 1.0
     assert await running is False
     assert not dlq.sent
+
+
+async def test_a_cancelled_caller_returns_only_once_its_delivery_has_ended():
+    """Shutdown cancels the consumer's loop: its delivery must end before the consumer
+    leaves the group, or a write could land after the next owner's."""
+    vendor, _, delivery = fence()
+    running = asyncio.ensure_future(delivery.run(items(*(attribution(n) for n in range(200))), 0))
+    while len(vendor.started) < 2:
+        await asyncio.sleep(0.01)
+    running.cancel()
+    await asyncio.wait({running})
+    ended = time.monotonic()
+    assert len(vendor.landed) == len(vendor.started)
+    await asyncio.sleep(0.2)
+    assert all(at <= ended for at, _ in vendor.landed)
