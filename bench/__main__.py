@@ -23,7 +23,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -32,7 +32,7 @@ from bench import kafka
 from bench.gateway import gateway_throughput
 from dev.broker import EmbeddedBroker, free_port
 from dev.emulators import running_emulators
-from dev.generator import Workload, attribution_records
+from dev.generator import EPOCH, Record, Workload, attribution_records
 from dev.kafka import ApacheKafka
 from dev.kafka_io import read_topic
 from dev.latency import CRM_KINDS, JOINED, delivery_latencies, percentile
@@ -352,6 +352,9 @@ async def sink_throughput(bench: Bench) -> None:
 
 
 HUBSPOT_TIERS = {"free": 100, "professional": 190}
+STEADY_AFTER_DAYS = 100
+"""Of the latency stream's event time: by then the first journeys have signed up (within
+29 days of their referral) and ordered (within 60 days of signing up)."""
 """Private-app requests per 10 s (hubspot-facts.md): Free/Starter, Professional/Enterprise."""
 
 
@@ -374,11 +377,20 @@ async def latency_at(
     emulators at their documented limits (HubSpot's of ``hubspot_tier``): signup sent →
     Klaviyo accepted, input → attribution, attribution → vendor."""
     per_10s = HUBSPOT_TIERS[hubspot_tier]
-    workload = Workload.build(journeys=int(rate * seconds / 2.75) + 10, seed=7, invalid=0)
-    # A live stream, in event-time order: the event that completes a join is the one that
-    # triggers its attribution, so latency is the pipeline's, not a partner's late arrival.
+    # A shop's live stream, in event-time order (the event that completes a join is the one
+    # that triggers its attribution, so latency is the pipeline's, not a partner's late
+    # arrival), with referrals opening over a year: once the first journeys have ordered
+    # (the warm-up, ~100 days of events, sent at the same rate and not measured) every kind
+    # of event flows in steady proportions. A month's campaign instead ends in a stream of
+    # orders alone, which no mix of a running shop looks like (its last 6 s: 915 orders/s).
+    workload = Workload.build(
+        journeys=rate * seconds * 7 // 12 + 10, seed=7, invalid=0, open_days=365
+    )
     records = sorted(workload.phase1, key=lambda r: orjson.loads(r.value)["occurred_at"])
-    records = records[: rate * seconds]
+    steady_from = EPOCH + timedelta(days=STEADY_AFTER_DAYS)
+    warmup = next(i for i, r in enumerate(records) if occurred(r) >= steady_from)
+    records = records[: warmup + rate * seconds]
+    measured = {orjson.loads(r.value)["event_id"] for r in records[warmup:]}
     run = uuid.uuid4().hex[:6]
     topics = {name: f"{name}-lat-{run}" for name in ("referrals", "signups", "orders")}
     await kafka.create(bench.servers, list(topics.values()), partitions=8)
@@ -414,7 +426,8 @@ async def latency_at(
         events = {}
         for record in out:
             event = orjson.loads(record.value)
-            events.setdefault(event["attribution_event_id"], event)
+            if event["source_event_id"] in measured:
+                events.setdefault(event["attribution_event_id"], event)
         emitted = {
             i: datetime.fromisoformat(e["emitted_at"]).timestamp() for i, e in events.items()
         }
@@ -451,6 +464,10 @@ async def latency_at(
         for key, value in results.items():
             name, unit = key.rsplit("_", 1) if key.endswith("_s") else (key, "")
             bench.results[f"latency_{name}{suffix}{'_' + unit if unit else ''}"] = value
+
+
+def occurred(record: Record) -> datetime:
+    return datetime.fromisoformat(orjson.loads(record.value)["occurred_at"])
 
 
 def referral_records(start: int, stop: int) -> list[tuple[bytes, bytes]]:

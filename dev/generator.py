@@ -73,10 +73,16 @@ class Workload:
         return self.phase1 + self.phase2
 
     @classmethod
-    def build(cls, journeys: int = 200, seed: int = 7, invalid: int = 5, run: str = "") -> Workload:
+    def build(
+        cls, journeys: int = 200, seed: int = 7, invalid: int = 5, run: str = "",
+        open_days: int = 30,
+    ) -> Workload:  # fmt: skip
         """The same ``seed`` gives the same journeys; ``run`` goes into every id (event,
-        referral, order and person ids), so runs with different ``run`` never share an id."""
-        return _Builder(random.Random(seed), run).build(journeys, invalid)
+        referral, order and person ids), so runs with different ``run`` never share an id.
+        Referrals open over ``open_days``: a campaign of a month by default; over a year,
+        a shop whose stream, once its first journeys have ordered, mixes every kind of
+        event in steady proportions."""
+        return _Builder(random.Random(seed), run).build(journeys, invalid, open_days)
 
     def expected(
         self, rules: JoinRules | None = None, phases: int = 2, extra: Iterable = ()
@@ -121,7 +127,7 @@ class _Builder:
         if self.rng.random() < dup:
             phase.append(record)  # an at-least-once producer re-sent it
 
-    def build(self, journeys: int, invalid: int) -> Workload:
+    def build(self, journeys: int, invalid: int, open_days: int = 30) -> Workload:
         rng = self.rng
         advocates = [self._person("adv") for _ in range(max(3, journeys // 8))]
         friends_signed: list[tuple[dict, str, datetime]] = []
@@ -129,7 +135,7 @@ class _Builder:
             advocate = rng.choice(advocates)
             friend = self._person("cus")
             referral_id = self._id("ref")
-            opened = EPOCH + timedelta(minutes=rng.randrange(0, 60 * 24 * 30))
+            opened = EPOCH + timedelta(minutes=rng.randrange(0, 60 * 24 * open_days))
             referral = {
                 "event_id": self._id("evt"), "type": "referral.created",
                 "referral_id": referral_id, "occurred_at": _ts(opened), "advocate": advocate,

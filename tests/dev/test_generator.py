@@ -45,3 +45,28 @@ def test_runs_with_different_run_ids_share_no_event_id_and_the_same_run_replays(
     # and the journeys stay whole: referral ids and emails are fresh too
     text = b" ".join(r.value for r in second.records)
     assert b"ref_b2_" in text and b"_a1_" not in text
+
+
+def test_referrals_open_over_open_days_and_a_year_gives_a_steady_mix():
+    """The latency bench's stream: over a year, past the first journeys' orders, each
+    tenth of the stream holds every kind in about the same share."""
+
+    def opened(workload: Workload) -> list[str]:
+        return sorted(
+            event["occurred_at"][:10]
+            for event in (orjson.loads(r.value) for r in workload.phase1)
+            if event["type"] == "referral.created"
+        )
+
+    month = opened(Workload.build(journeys=2000, seed=5, invalid=0))
+    assert month[len(month) * 95 // 100] < "2026-10-01"  # a few open late by design
+    year = Workload.build(journeys=6000, seed=5, invalid=0, open_days=365)
+    yearly = opened(year)
+    assert yearly[len(yearly) * 95 // 100] > "2027-07-01"
+    steady = sorted((orjson.loads(r.value) for r in year.phase1), key=lambda e: e["occurred_at"])
+    steady = [e for e in steady if "2026-12-10" <= e["occurred_at"][:10] < "2027-08-20"]
+    tenth = len(steady) // 10
+    for start in range(0, 10 * tenth, tenth):
+        part = [e["type"] for e in steady[start : start + tenth]]
+        assert 0.18 < part.count("order.completed") / tenth < 0.28
+        assert 0.33 < part.count("signup.completed") / tenth < 0.42

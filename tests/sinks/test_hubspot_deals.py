@@ -7,11 +7,13 @@ from __future__ import annotations
 from decimal import Decimal
 
 import orjson
+import pytest
 from aiohttp import web
 
 from schemas.attribution import OrderRef, attribution_event_id
 from sinks import hubspot
 from sinks.delivery.deliverer import Deliverer
+from sinks.errors import RetryableError
 
 from .conftest import RecordingDLQ, attribution, items
 
@@ -210,4 +212,29 @@ async def test_a_thick_write_sends_contacts_in_calls_of_100_and_deals_in_fewer(
     assert vendor.requests_by_route[hubspot.PATH] == 3
     assert vendor.requests_by_route[hubspot.DEALS_PATH] == 1
     assert vendor.requests_by_route[hubspot.ASSOCIATIONS_PATH] == 1
+    clean(vendor)
+
+
+async def test_a_write_whose_calls_go_at_once_fails_as_the_call_that_failed(emulators, make_sink):
+    """A write's contacts calls (and its deal chunks) go out together: one answered 500 is
+    the write's retryable error, not an exception group the delivery layer cannot read,
+    and the retried write leaves every contact and deal once, each deal associated."""
+    vendor = emulators.hubspot
+    sink = await make_sink("crm")
+    await sink.ensure_properties()  # before the faults: the write alone meets them
+    events = [attribution(n) for n in range(150)]
+    events += [attribution(n, "referral_converted", source_event_id=f"evt_o{n}")
+               for n in range(150, 380)]  # fmt: skip
+    batch = items(*events)
+    vendor.faults.status_5xx_every = 2  # the second call of the write fails
+
+    with pytest.raises(RetryableError):
+        await sink.write(batch)
+
+    dlq = RecordingDLQ("crm")
+    vendor.faults.status_5xx_every = 0
+    await Deliverer(sink, dlq).deliver(batch)
+    assert dlq.sent == [] and vendor.status_counts[500] >= 1
+    assert len(vendor.contacts) == 380 and len(vendor.deals) == 230
+    assert len(vendor.held()["associations"]) == 230
     clean(vendor)
