@@ -78,6 +78,12 @@ class SlidingWindowLimiter:
         for window in self._windows:
             window.quota = max(1, int(window.limit * fraction))
 
+    def delay(self) -> float:
+        """Seconds until one more request could go, as far as is known now (0: at once;
+        a window waiting only on answers in flight counts 0 too)."""
+        now = time.monotonic()
+        return max(window.wait(now, self._sending) or 0.0 for window in self._windows)
+
     async def __aenter__(self) -> None:
         await self.acquire(1)
 

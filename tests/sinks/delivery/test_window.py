@@ -127,3 +127,16 @@ async def test_a_call_of_several_requests_takes_that_many_places():
     began = time.monotonic()
     await asyncio.wait_for(call(8), 2.0)  # more than the window: waits for an empty one
     assert time.monotonic() - began >= 0.25
+
+
+async def test_delay_says_how_long_the_next_request_would_wait():
+    """What the sink consumer goes on collecting for: the wait ``acquire`` would have."""
+    limiter = SlidingWindowLimiter([(2, 5.0)])
+    assert limiter.delay() == 0.0
+    await send_times(limiter, 2)
+    full = limiter.delay()
+    assert 4.5 < full <= 5.0  # the oldest answer leaves the window in about 5 s
+    waiting = asyncio.create_task(limiter.acquire(1))
+    await asyncio.sleep(0.05)
+    assert not waiting.done() and limiter.delay() < full
+    waiting.cancel()
