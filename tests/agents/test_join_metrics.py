@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY
 
-import agents.join  # noqa: F401  (the worker imports it at start-up)
+import streams.monitor  # noqa: F401  (the worker imports it at start-up; it creates them)
 from agents.rules import Released
 
 
