@@ -1,5 +1,5 @@
 """``python -m streams worker ...`` is the same as ``refstream worker ...``."""
 
-from streams.app import main
+from streams.cli import main
 
 main()

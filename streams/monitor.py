@@ -14,6 +14,7 @@ counts say nothing about this app.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -24,6 +25,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from streams import allocator
 from streams.app import app, settings
 from streams.lag import BrokerLag
 from streams.metrics import (
@@ -36,7 +38,14 @@ from streams.metrics import (
 
 __all__ = ["LAG", "TableKeys", "install"]
 
+log = logging.getLogger(__name__)
+
 LAG = BrokerLag.of(settings).install(REGISTRY)
+
+
+@app.task
+async def log_allocator() -> None:
+    log.info("memory allocator=%s malloc_setting=%s", allocator.in_use(), settings.malloc)
 
 
 @app.task

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from agents.rules import JoinRules
 from sinks.errors import ConfigurationError
+from streams.allocator import Malloc
 from streams.connection import KafkaConnection, KafkaSecurity
 
 __all__ = ["BrokerCompat", "Settings", "Topics", "get_settings", "load_settings"]
@@ -61,6 +62,9 @@ class Settings(BaseSettings):
     rocksdb_memory_mb: int = Field(128, ge=16, alias="REFSTREAM_ROCKSDB_MEMORY_MB")
     """One block cache and memtable budget shared by all of a worker's table-partition
     databases (streams/rocksdb_budget.py): RocksDB's memory whatever partitions it owns."""
+    malloc: Malloc = Field(Malloc.AUTO, alias="REFSTREAM_MALLOC")
+    """The worker's allocator: jemalloc when installed (``auto``), required (``jemalloc``),
+    or glibc's (``system``); glibc's fragments under RocksDB (streams/allocator.py)."""
     sinks: Annotated[tuple[str, ...], NoDecode] = Field(DEFAULT_SINKS, alias="REFSTREAM_SINKS")
     """The sinks to run; each reads its own settings (its ``Settings`` model, ``sinks/``)."""
     broker_compat: BrokerCompat = Field(BrokerCompat.KAFKA, alias="REFSTREAM_BROKER_COMPAT")
