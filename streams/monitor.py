@@ -35,6 +35,7 @@ from streams.metrics import (
     RECOVERY_DURATION,
     init_join_series,
 )
+from streams.rocksdb_budget import BudgetUsage
 
 __all__ = ["LAG", "TableKeys", "install"]
 
@@ -98,6 +99,8 @@ def install(app: faust.App, faust_sensor: bool) -> None:
     init_join_series((t.referrals, t.signups, t.orders))
     PENDING_TTL.set(settings.pending_ttl_seconds)
     REGISTRY.register(TableKeys(app))
+    if settings.store.startswith("rocksdb"):
+        REGISTRY.register(BudgetUsage(settings.rocksdb_memory_bytes))
     if faust_sensor:
         app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(REGISTRY, "refstream_faust"))
     else:

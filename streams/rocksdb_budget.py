@@ -13,13 +13,16 @@ write-buffer manager whose memtables are charged to that cache, so RocksDB stays
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
 import rocksdict
 from faust.stores.rocksdb import RocksDBOptions
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
-__all__ = ["BudgetedOptions", "shared_memory"]
+__all__ = ["BudgetUsage", "BudgetedOptions", "shared_memory"]
 
 MEMTABLE_SHARE = 0.5
 """Of the budget, the part memtables may fill before the manager makes a database flush."""
@@ -58,3 +61,24 @@ class BudgetedOptions(RocksDBOptions):
         table.set_pin_l0_filter_and_index_blocks_in_cache(True)
         options.set_block_based_table_factory(table)
         return options
+
+
+class BudgetUsage(Collector):
+    """``refstream_rocksdb_memory_bytes{kind}``: the shared budget, what its block cache
+    holds (memtables are charged to it, index and filter blocks live in it) and the
+    memtables' part, so that an SRE can tell RocksDB's memory from the rest of the RSS."""
+
+    def __init__(self, budget_bytes: int) -> None:
+        self.budget_bytes = budget_bytes
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        block_cache, memtables = shared_memory(self.budget_bytes)
+        family = GaugeMetricFamily(
+            "refstream_rocksdb_memory_bytes",
+            "RocksDB memory of this worker's table databases, all sharing one budget",
+            labels=["kind"],
+        )
+        family.add_metric(["budget"], self.budget_bytes)
+        family.add_metric(["block_cache"], block_cache.get_usage())
+        family.add_metric(["memtables"], memtables.get_usage())
+        yield family

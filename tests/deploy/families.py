@@ -14,6 +14,7 @@ CUSTOM = {  # collectors of their own, with the labels their samples carry
     "refstream_consumer_lag": {"group", "topic", "partition"},
     "refstream_consumer_lag_age_seconds": set(),
     "refstream_table_keys": {"table"},
+    "refstream_rocksdb_memory_bytes": {"kind"},
 }
 
 SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
@@ -29,8 +30,9 @@ def exposed() -> dict[str, set[str]]:
     FaustMetrics.create(faust, "refstream_faust")
     lag = CollectorRegistry()
     BrokerLag("localhost:9092", {}).install(lag)
-    names: dict[str, set[str]] = {
-        "refstream_table_keys": CUSTOM["refstream_table_keys"] | {"instance", "job"}
+    names: dict[str, set[str]] = {  # registered by a running worker only
+        name: CUSTOM[name] | {"instance", "job"}
+        for name in ("refstream_table_keys", "refstream_rocksdb_memory_bytes")
     }
     for registry in (REGISTRY, faust, GATEWAY, lag):
         for collector in list(registry._collector_to_names):

@@ -344,6 +344,9 @@ class Incarnation:
     ended: float | None = None
     rss: list[tuple[float, float, float]] = field(default_factory=list)
     """(seconds since this process started, RSS in MB, monotonic time of the sample)."""
+    rocksdb: list[tuple[float, float, float]] = field(default_factory=list)
+    """The same for RocksDB's block cache (memtables charged to it), from ``/metrics``: the
+    part of the RSS that is RocksDB's budget filling up rather than growth elsewhere."""
     cpu_seconds: float = 0.0
 
     @property

@@ -174,7 +174,12 @@ class Soak:
             except Exception:
                 continue
             answered += 1
+            now = time.monotonic()
             for (name, labels), value in samples.items():
+                if name == "refstream_rocksdb_memory_bytes" and dict(labels)["kind"] == (
+                    "block_cache"
+                ):
+                    incarnation.rocksdb.append((now - incarnation.started, value / 2**20, now))
                 if name == "refstream_consumer_lag":
                     group = dict(labels)["group"].removeprefix(app_id).removeprefix("-")
                     by_group[group.removeprefix("sink-") or "join"] += int(value)
@@ -231,6 +236,7 @@ def rss_figures(soak: Soak, warmup: float, produced_until: float) -> dict:
     loaded_until = soak.t0 + produced_until
     for i in soak.incarnations:
         after = [(age, mb) for age, mb, at in i.rss if age >= warmup and at <= loaded_until]
+        cache = [(age, mb) for age, mb, at in i.rocksdb if age >= warmup and at <= loaded_until]
         settled[i.name].append(after)
         rows.append({
             "worker": i.name, "incarnation": i.number, "pid": i.pid,
@@ -241,6 +247,8 @@ def rss_figures(soak: Soak, warmup: float, produced_until: float) -> dict:
             "last_mb": round(i.rss[-1][1], 1) if i.rss else None,
             "max_mb": round(max(mb for _, mb, _ in i.rss), 1) if i.rss else None,
             "slope_mb_per_h": _round(slope_per_hour(after)),
+            "rocksdb_cache_last_mb": round(i.rocksdb[-1][1], 1) if i.rocksdb else None,
+            "rocksdb_cache_slope_mb_per_h": _round(slope_per_hour(cache)),
             "cpu_s": round(i.cpu_seconds, 1),
             "rss_mb": [[round(at - soak.t0), round(mb, 1)] for _, mb, at in i.rss],
         })  # fmt: skip

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from streams.rocksdb_budget import MEMTABLE_SHARE, BudgetedOptions, shared_memory
+from streams.rocksdb_budget import MEMTABLE_SHARE, BudgetedOptions, BudgetUsage, shared_memory
 
 MB = 1024 * 1024
 
@@ -42,3 +42,19 @@ def test_the_budget_is_one_cache_and_one_manager_per_size():
     block_cache, memtables = shared_memory(32 * MB)
     assert memtables.get_buffer_size() == int(32 * MB * MEMTABLE_SHARE)
     assert shared_memory(48 * MB)[0] is not block_cache
+
+
+def test_the_budget_usage_metric_reads_the_shared_cache_and_memtables(tmp_path):
+    budget = 8 * MB
+    database = BudgetedOptions(budget, write_buffer_size=4 * MB).open(tmp_path / "db")
+    for n in range(5_000):
+        database[f"key-{n}".encode()] = os.urandom(200)
+
+    def sample(kind: str) -> float:
+        [family] = BudgetUsage(budget).collect()
+        return next(s.value for s in family.samples if s.labels["kind"] == kind)
+
+    block_cache, memtables = shared_memory(budget)
+    assert sample("budget") == budget
+    assert sample("memtables") == memtables.get_usage() > 5_000 * 200 / 2
+    assert sample("block_cache") == block_cache.get_usage() >= sample("memtables")
