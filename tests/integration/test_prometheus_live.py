@@ -103,7 +103,7 @@ async def test_dashboard_and_alerts_tell_the_truth_through_an_outage_and_a_stopp
     exporter.command = ("lag-exporter", "--host", "127.0.0.1", "--port", str(exporter.port))
     pipeline.workers.append(exporter)  # stopped with the workers
     exporter.start()
-    worker = await pipeline.start_worker()
+    worker = await pipeline.start_worker(REFSTREAM_STORE="rocksdb://")  # as in production
     await asyncio.to_thread(exporter.wait_ready, 60, "/healthz")
     # the gateway's row: its own process and scrape job (no webhooks: its series at 0)
     gateway = GatewayProcess(pipeline.env, pipeline.workdir)
@@ -164,6 +164,8 @@ async def test_dashboard_and_alerts_tell_the_truth_through_an_outage_and_a_stopp
         assert empty == []
         # the worker's own account: its tables hold keys, its start was a recovery
         assert (prom.value("sum(refstream_table_keys)") or 0) > 0
+        assert prom.value('max(refstream_rocksdb_memory_bytes{kind="budget"})') == 128 * 2**20
+        assert (prom.value('max(refstream_rocksdb_memory_bytes{kind="block_cache"})') or 0) > 0
         recovered = prom.value("max(refstream_recovery_completed_timestamp_seconds)")
         assert recovered is not None and wall_start < recovered < time.time()
         assert (prom.value("max(refstream_recovery_duration_seconds)") or 0) > 0
