@@ -616,7 +616,9 @@ async def state(bench: Bench) -> None:
             bench.results[f"growth_{label}_join_events_per_s"] = events_per_s
             bench.results[f"growth_{label}_join_p99_s"] = p99
             bench.results[f"growth_{label}_rss_mb"] = _rss_mb(worker.process.pid)
-            print(f"  {label}: {events_per_s:,.0f} events/s, p99 {p99:.2f} s", flush=True)
+            print(f"  {label}: loaded at {rate:,.0f} referrals/s (RSS max so far "
+                  f"{max(rss):,.0f} MB); join {events_per_s:,.0f} events/s, p99 {p99:.2f} s",
+                  flush=True)  # fmt: skip
         bench.results["state_referrals"] = loaded
         bench.results["state_load_events_per_s"] = loaded / load_seconds
         bench.results["state_rss_mb_max_while_loading"] = max(rss)
@@ -629,6 +631,7 @@ async def state(bench: Bench) -> None:
         worker.stop(timeout=300)
     data = bench.workdir / f"{name}-data"
     bench.results["state_disk_mb"] = _du_mb(data)
+    print(f"  state on disk: {bench.results['state_disk_mb']:,.0f} MB", flush=True)
     for label, wipe in (("local_state", False), ("from_changelog", True)):
         if wipe:
             shutil.rmtree(data)
@@ -637,6 +640,8 @@ async def state(bench: Bench) -> None:
         try:
             await asyncio.to_thread(worker.wait_ready, 3600)
             bench.results[f"ready_seconds_{label}"] = time.monotonic() - began
+            print(f"  ready with {label.replace('_', ' ')} in {time.monotonic() - began:,.1f} s",
+                  flush=True)  # fmt: skip
             status, _ = worker.get(f"/attributions/ref_s{loaded // 2:08d}", timeout=30)
             assert status == 200, f"state lost ({label})"
             bench.results[f"rss_mb_after_ready_{label}"] = _rss_mb(worker.process.pid)
