@@ -57,6 +57,7 @@ from streams.app import app, producer, settings
 from streams.metrics import DROPPED, EVENTS, PENDING
 from streams.tables import DurableTable
 from streams.topics import (
+    STAGE_BUFFER_ENVELOPES,
     STAGE_TOPICS,
     by_advocate,
     by_customer,
@@ -349,7 +350,8 @@ async def _run(stage: JoinStage, stream: StreamT) -> None:
     applied; an extra reference held on each record while the batch runs, and released only
     once it has succeeded, keeps a failed batch unacknowledged."""
     outbox = _outbox()
-    async for events in stream.take_events(settings.batch_size, settings.batch_linger_seconds):
+    takes = STAGE_BUFFER_ENVELOPES // 2  # envelopes, each of up to hundreds of entries
+    async for events in stream.take_events(takes, settings.batch_linger_seconds):
         for event in events:
             event.message.incref()
         async with crash_on_error(app):

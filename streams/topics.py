@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from faust.types import TopicT
+
 from streams.app import app, settings
 
 __all__ = [
+    "STAGE_BUFFER_ENVELOPES",
     "STAGE_TOPICS",
     "by_advocate",
     "by_customer",
@@ -18,13 +21,29 @@ _t = settings.topics
 _raw = {"key_serializer": "raw", "value_serializer": "raw"}
 _internal = {"partitions": settings.partitions, "internal": True, **_raw}
 
-by_referral = app.topic(_t.by_referral, **_internal)
+STAGE_BUFFER_ENVELOPES = 32
+"""Envelopes a stage's stream buffers ahead of its agent (Faust pauses fetching the topic
+at 80 % of it). An envelope carries up to 256 KB of entries, and with Faust's buffer of
+hundreds of records the envelopes queued behind busy stages, not the state, were what
+made a loading worker's RSS climb (README, performance); 32 still hold tens of thousands
+of entries, far more than a stage applies per batch."""
+
+
+def _stage_topic(name: str) -> TopicT:
+    topic = app.topic(name, **_internal)
+    # ``App.topic`` takes ``maxsize`` but does not pass it on (faust-streaming 0.15.3); the
+    # channel and its clones (the agent's stream) read the attribute.
+    topic.maxsize = STAGE_BUFFER_ENVELOPES
+    return topic
+
+
+by_referral = _stage_topic(_t.by_referral)
 """The stages' inputs carry envelopes of keyed messages (:mod:`agents.envelopes`): the
 referral stage's are re-keyed referrals and signups and every attribution with a referral."""
-by_customer = app.topic(_t.by_customer, **_internal)
-by_email = app.topic(_t.by_email, **_internal)
-by_advocate = app.topic(_t.by_advocate, **_internal)
-by_order = app.topic(_t.by_order, **_internal)
+by_customer = _stage_topic(_t.by_customer)
+by_email = _stage_topic(_t.by_email)
+by_advocate = _stage_topic(_t.by_advocate)
+by_order = _stage_topic(_t.by_order)
 
 _declared: set[str] = set()
 
