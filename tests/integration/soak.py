@@ -27,6 +27,8 @@ from dev.expectations import expected_vendor_state
 from dev.generator import Record, Workload
 from dev.worker import WorkerProcess
 
+from .soak_figures import LagSample
+
 ROOT = Path(__file__).resolve().parents[2]
 TICK = 0.1
 
@@ -43,10 +45,11 @@ class SoakParams:
     warmup: float = 300.0
     """RSS samples of an incarnation younger than this are left out of its slope."""
     recovery_limit: float = 60.0
+    """Seconds from a disruption's end until its backlog is gone (soak_figures.py)."""
     lag_steady_seconds: float = 4.0
-    """Lag counts as back to steady under this many seconds of input, summed over the
-    groups: committed offsets trail by the commit intervals (ingest 1 s, the join 0.5 s,
-    a sink one delivery), so undisturbed the sum is not 0 (test_soak.py reports it)."""
+    """How far (seconds of input) the workers' own lag metric may read above the broker's
+    before the report counts it: committed offsets trail by the commit intervals (ingest
+    1 s, the join 0.5 s, a sink one delivery)."""
     standby_replicas: int = 1
     """A standby copy of each table partition on the other worker, the configuration for a
     fast takeover: without one, the survivor rebuilds a killed worker's partitions from the
@@ -319,18 +322,21 @@ class BrokerLag:
         await self.consumer.stop()
         await self.admin.close()
 
-    async def sample(self) -> dict[str, int]:
+    async def sample(self, t: float) -> LagSample:
+        """Each group's committed offsets, then the end offsets of all their partitions."""
         committed = {
             label: await self.admin.list_consumer_group_offsets(group)
             for label, group in self.groups.items()
         }
         partitions = {tp for offsets in committed.values() for tp in offsets}
         ends = await self.consumer.end_offsets(list(partitions)) if partitions else {}
-        return {
-            label: sum(max(0, ends[tp] - meta.offset) for tp, meta in offsets.items()
-                       if meta.offset >= 0)
-            for label, offsets in committed.items()
-        }  # fmt: skip
+        return LagSample(
+            t,
+            {(tp.topic, tp.partition): end for tp, end in ends.items()},
+            {label: {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()
+                     if meta.offset >= 0}
+             for label, offsets in committed.items()},
+        )  # fmt: skip
 
 
 @dataclass

@@ -5,19 +5,20 @@ down for 2 minutes every 15 (HubSpot, Klaviyo, Mixpanel in turn).
 
 Checked: at the end every vendor holds exactly the expected records (none lost, none extra
 or stale), the specs were kept, no sink dead-lettered anything and the invalid-input DLQ
-holds exactly the invalid records sent; after each disruption the consumer lag is back to
-its steady level within 60 s. Klaviyo and Mixpanel also count the requests they dropped as
-repeats: redeliveries after a kill, which the contract leaves to the vendors' dedup keys
-(sinks.md), so they are reported rather than required to be 0.
+holds exactly the invalid records sent; within 60 s of each disruption its backlog is gone:
+every consumer group has committed past every record that was in its partitions when the
+disruption settled (lag back to 0 for what it held up; soak_figures.py). Klaviyo and
+Mixpanel also count the requests they dropped as repeats: redeliveries after a kill, which
+the contract leaves to the vendors' dedup keys (sinks.md), so they are reported rather than
+required to be 0.
 
 Measured: each worker process's RSS every 10 s (slope after warm-up, soak_figures.py) and
 the lag of every consumer group every 5 s, from the broker's committed offsets (a
 worker's own ``refstream_consumer_lag`` has no sample for partitions nobody owns, which is
-what a kill leaves). Lag is "back" under ``lag_steady_seconds`` (4) of input summed over the
-groups: committed offsets trail by the commit intervals, so the steady sum is not 0; the
-report gives its level. Everything goes to ``soak-results.json`` (``REFSTREAM_SOAK_REPORT``).
-``REFSTREAM_SOAK_*`` (soak.py) scale the run down, e.g. 300 s with a kill every 100 s and a
-30 s outage every 120 s.
+what a kill leaves). Under load that sum is never 0 (committed offsets trail by the commit
+intervals): the report gives its steady level, and each episode's peak. Everything goes to
+``soak-results.json`` (``REFSTREAM_SOAK_REPORT``). ``REFSTREAM_SOAK_*`` (soak.py) scale the
+run down, e.g. 300 s with a kill every 100 s and a 30 s outage every 120 s.
 
 RocksDB stores, as in production: a killed worker's successor reads only the changelogs'
 tail, and a takeover rebuilds only what the survivor never held.
@@ -44,7 +45,7 @@ from dev.expectations import vendor_state
 from dev.kafka_io import read_topic
 
 from .soak import ROOT, BrokerLag, Incarnation, SoakParams, SteadyProducer, follow
-from .soak_figures import Disruption, episodes, pooled_slope, slope_per_hour
+from .soak_figures import Disruption, LagSample, episodes, pooled_slope, slope_per_hour
 from .test_join import metric_samples
 from .test_sinks import SINKS, assert_specs_clean
 
@@ -69,6 +70,7 @@ class Soak:
         self.incarnations: list[Incarnation] = []
         self.disruptions: list[Disruption] = []
         self.lag: list[dict] = []
+        self.samples: list[LagSample] = []
         self.problems: list[str] = []
         self._tasks: set[asyncio.Task] = set()
 
@@ -152,7 +154,9 @@ class Soak:
         while True:
             started = time.monotonic()
             try:
-                groups = await broker.sample()
+                sample = await broker.sample(round(started - self.t0, 1))
+                self.samples.append(sample)
+                groups: dict = sample.by_group()
             except Exception as exc:
                 groups = {"error": repr(exc)[:200]}
             metric, answered = await asyncio.to_thread(self._metric_lag)
@@ -302,17 +306,18 @@ def _round(value: float | None) -> float | None:
 
 
 def lag_figures(soak: Soak, threshold: int, produced_until: float) -> tuple[dict, list]:
-    """Recovery per episode from the broker's lag; the steady level (undisturbed samples
+    """Recovery per episode from the broker's offsets; the steady lag (undisturbed samples
     under load, past the start-up); how far the workers' own metric read above it."""
     samples = [(s["t"], s["broker"]) for s in soak.lag]
-    found = episodes(soak.disruptions, samples, threshold)
+    found = episodes(soak.disruptions, soak.samples)
     disturbed = [(e.disruptions[0].start, e.recovered_at or float("inf")) for e in found]
     steady = [v for t, v in samples if STARTUP <= t <= produced_until
               and not any(a <= t <= b for a, b in disturbed)]  # fmt: skip
     rows = [{
         "disruptions": [f"{d.kind} {d.target} at {d.start:.0f}s" for d in e.disruptions],
-        "ended_s": round(e.end, 1), "peak_lag": e.peak_lag, "peak_at_s": e.peak_at,
-        "recovered_s": _round(e.recovery_seconds),
+        "ended_s": round(e.end, 1), "settled_s": _round(e.settled), "peak_lag": e.peak_lag,
+        "peak_at_s": e.peak_at, "recovered_s": _round(e.recovery_seconds),
+        "waits_s": [_round(w) for w in e.waits],
         "after_production_end": e.recovered_at is not None and e.recovered_at > produced_until,
         "successor_ready_s": [d.ready_after for d in e.disruptions if d.kind == "kill"],
     } for e in found]  # fmt: skip
@@ -322,14 +327,15 @@ def lag_figures(soak: Soak, threshold: int, produced_until: float) -> tuple[dict
     )
     excess = [s["metric"] - s["broker"] for s in soak.lag if s["answered"] == 2]
     figures = {
-        "threshold_records": threshold, "every_s": LAG_EVERY,
+        "recovery": "backlog gone: every group committed past the end offsets of when the "
+                    "disruption settled", "every_s": LAG_EVERY,
         "steady": {"samples": len(steady), "p50": quantiles[9], "p95": quantiles[18],
                    "max": max(steady, default=0)},
         "recovery_max_s": None if None in recoveries else max(recoveries, default=0),
         "episodes": rows,
-        "worker_metric_above_broker": {"max": max(excess, default=0),
-                                       "samples_above_by_threshold": sum(e > threshold
-                                                                         for e in excess)},
+        "worker_metric_above_broker": {"max": max(excess, default=0), "threshold": threshold,
+                                       "samples_above_threshold": sum(e > threshold
+                                                                      for e in excess)},
     }  # fmt: skip
     return figures, found
 
@@ -385,10 +391,11 @@ async def test_an_hour_under_load(sink_pipeline, emulators, kafka):
     ]
     for episode in found:
         seconds = episode.recovery_seconds
-        if seconds is None or seconds > params.recovery_limit:
+        waits = [w for w in episode.waits if w > params.recovery_limit]
+        if seconds is None or seconds > params.recovery_limit or waits:
             what = ", ".join(f"{d.kind} {d.target} at {d.start:.0f}s" for d in episode.disruptions)
-            failures.append(f"lag not back under {params.lag_threshold} within "
-                            f"{params.recovery_limit:.0f}s of {what}: {seconds}")  # fmt: skip
+            failures.append(f"backlog not gone within {params.recovery_limit:.0f}s of {what}: "
+                            f"{seconds} (waiting when the next began: {waits})")  # fmt: skip
     report["failures"] = failures
     params.report.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2, default=str))
     print_summary(report, params)
@@ -488,7 +495,7 @@ def print_summary(report: dict, params: SoakParams) -> None:
     for episode in lag["episodes"]:
         print(
             f"  {'; '.join(episode['disruptions'])}: peak lag {episode['peak_lag']}, "
-            f"back under {lag['threshold_records']} in {episode['recovered_s']}s"
+            f"backlog gone in {episode['recovered_s']}s"
             + (" (after production ended)" if episode["after_production_end"] else "")
         )
     print(f"  steady lag p50/p95/max {lag['steady']['p50']}/{lag['steady']['p95']}/"

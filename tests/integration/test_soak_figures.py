@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from .soak import Expected
-from .soak_figures import Disruption, episodes, pooled_slope, slope_per_hour
+from .soak_figures import Disruption, LagSample, episodes, pooled_slope, slope_per_hour
 
 
 def test_slopes_are_per_hour_and_a_restart_is_no_slope():
@@ -18,38 +18,79 @@ def test_slopes_are_per_hour_and_a_restart_is_no_slope():
     assert slope_per_hour(first + second) < -200
 
 
-def lag(*values: int, every: float = 5.0) -> list[tuple[float, int]]:
-    return [(i * every, v) for i, v in enumerate(values)]
+TP = ("in", 0)
+OUT = ("out", 0)
 
 
-def test_a_kill_is_timed_from_its_end_past_the_peak_it_causes():
-    kill = Disruption("kill", "a", 10, 10)
-    samples = lag(300, 400, 300, 900, 5000, 3000, 800, 400, 2000, 300)
-    (episode,) = episodes([kill], samples, threshold=1000)
-    assert (episode.peak_lag, episode.peak_at) == (5000, 20)
-    assert episode.recovered_at == 30 and episode.recovery_seconds == 20  # 40's 2000: noise
+def broker(*points: tuple[int, int, int], every: float = 5.0) -> list[LagSample]:
+    """Samples every ``every`` s of one input partition read by ``ingest`` and one output
+    partition read by ``sink``: (end offset of both, ingest's committed, sink's committed)."""
+    return [
+        LagSample(i * every, {TP: end, OUT: end}, {"ingest": {TP: ingest}, "sink": {OUT: sink}})
+        for i, (end, ingest, sink) in enumerate(points)
+    ]
 
 
-def test_a_disruption_that_never_crosses_the_threshold_recovers_at_once():
-    (episode,) = episodes([Disruption("outage", "mixpanel", 5, 15)], lag(1, 2, 3, 4), 10)
-    assert episode.recovery_seconds == 0
+def test_lag_sums_what_each_group_has_not_committed():
+    (sample,) = broker((100, 90, 40))
+    assert sample.by_group() == {"ingest": 10, "sink": 60} and sample.total == 70
 
 
-def test_a_disruption_still_disturbed_when_the_next_starts_merges_with_it():
-    kill = Disruption("kill", "a", 5, 5)
-    outage = Disruption("outage", "hubspot", 20, 40)
-    later = Disruption("kill", "b", 80, 80)
-    samples = lag(0, 0, 3000, 4000, 6000, 8000, 9000, 9500, 9000, 2000, 100, 0, 0, 0, 0, 0,
-                  0, 0, 2500, 0)  # fmt: skip
-    first, second = episodes([later, outage, kill], samples, threshold=1000)
-    assert first.disruptions == [kill, outage] and first.end == 40
-    assert first.recovered_at == 50 and first.recovery_seconds == 10
-    assert second.disruptions == [later] and second.recovery_seconds == 15
+def test_a_kill_recovers_when_every_group_passed_its_backlog_at_the_successors_readiness():
+    kill = Disruption("kill", "a", 10, 10, ready_after=12)  # settled at 22: the sample at 25
+    samples = broker((100, 100, 100), (150, 150, 150), (200, 150, 150), (250, 150, 150),
+                     (300, 200, 250), (350, 320, 290), (400, 310, 340),
+                     (450, 400, 400))  # fmt: skip
+    (episode,) = episodes([kill], samples)
+    # the backlog: 350 in both partitions at 25, the first sample after 22
+    assert episode.settled == 22
+    assert episode.recovered_at == 35 and episode.recovery_seconds == 25  # 30: ingest at 310
+    assert (episode.peak_lag, episode.peak_at) == (200, 15)
 
 
-def test_lag_never_back_is_no_recovery():
-    (episode,) = episodes([Disruption("outage", "klaviyo", 0, 10)], lag(10, 5000, 6000), 1000)
+def test_steady_lag_after_the_backlog_is_gone_is_not_the_disruptions():
+    """A threshold rule (lag under 50 after the episode's peak) times this at 25 s: the peak
+    at 20 is steady noise; all the kill held up was committed by 10."""
+    kill = Disruption("kill", "b", 0, 0, ready_after=4)
+    samples = broker((100, 0, 0), (200, 150, 150), (300, 250, 250), (400, 390, 390),
+                     (500, 400, 100), (600, 600, 600))  # fmt: skip
+    (episode,) = episodes([kill], samples)
+    assert episode.recovered_at == 10 and episode.recovery_seconds == 10
+
+
+def test_a_group_that_never_catches_up_is_no_recovery():
+    outage = Disruption("outage", "klaviyo", 0, 10)
+    samples = broker((100, 100, 0), (200, 200, 50), (300, 300, 99), (400, 400, 99))
+    (episode,) = episodes([outage], samples)
     assert episode.recovered_at is None and episode.recovery_seconds is None
+
+
+def test_a_successor_never_ready_is_no_recovery():
+    (episode,) = episodes([Disruption("kill", "a", 0, 0)], broker((0, 0, 0), (10, 10, 10)))
+    assert episode.settled == float("inf") and episode.recovery_seconds is None
+
+
+def test_nothing_held_up_recovers_at_the_first_sample_after_settling():
+    samples = broker((1, 1, 1), (2, 2, 2), (3, 3, 3), (4, 4, 4), (5, 5, 5))
+    (episode,) = episodes([Disruption("outage", "mixpanel", 5, 15)], samples)
+    assert episode.recovered_at == 15 and episode.recovery_seconds == 0
+
+
+def test_a_disruption_starting_before_the_backlog_is_gone_merges_with_it():
+    kill = Disruption("kill", "a", 5, 5, ready_after=3)  # backlog at 10
+    outage = Disruption("outage", "hubspot", 20, 40)  # backlog at 40
+    later = Disruption("kill", "b", 80, 80, ready_after=3)  # backlog at 85
+    samples = broker((10, 10, 10), (20, 10, 10), (30, 12, 12), (40, 15, 15), (50, 50, 20),
+                     (60, 60, 30), (70, 70, 40), (80, 80, 50), (90, 90, 60), (100, 100, 95),
+                     (110, 110, 100), (120, 120, 120), (130, 130, 130), (140, 140, 140),
+                     (150, 150, 150), (160, 160, 160), (170, 170, 170), (180, 165, 170),
+                     (190, 190, 190), (200, 200, 200))  # fmt: skip
+    first, second = episodes([later, outage, kill], samples)
+    assert first.disruptions == [kill, outage] and first.end == 40 and first.settled == 40
+    assert first.waits == [15]  # the kill's backlog was still there when the outage began
+    assert first.recovered_at == 45 and first.recovery_seconds == 5  # 90 in both at 40
+    assert second.disruptions == [later] and second.recovered_at == 90
+    assert second.recovery_seconds == 10 and second.waits == []
 
 
 def test_chunks_add_up_per_vendor_collection_and_never_share_an_id():
