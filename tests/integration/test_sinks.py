@@ -165,10 +165,10 @@ async def assert_metrics_after_delivery(pipeline, emulators, expected, want) -> 
 
 
 async def test_outages_rate_limits_and_errors_all_at_once(sink_pipeline, emulators):
-    """HubSpot down 30 s, a Klaviyo 429 storm, Mixpanel 20 % 5xx with 2 s latency, the
-    webhook receiver and Segment failing a third of their requests: after recovery everything
-    is delivered, none twice, nothing dead-lettered; meanwhile the join and the healthy sinks
-    kept going."""
+    """HubSpot down (at least 30 s), a Klaviyo 429 storm, Mixpanel 20 % 5xx with 2 s latency,
+    the webhook receiver and Segment failing a third of their requests: the join and every
+    other sink finish while HubSpot is still down; once it is back, everything is delivered,
+    none twice, nothing dead-lettered."""
     workload = Workload.build(journeys=200, seed=37, invalid=0)
     expected = workload.expected()
     want = expected_vendor_state(expected)
@@ -185,18 +185,17 @@ async def test_outages_rate_limits_and_errors_all_at_once(sink_pipeline, emulato
     outage_started = time.monotonic()
     await sink_pipeline.start_worker()
 
+    # HubSpot stays down until the others are done: whether they finish is the claim, not
+    # how fast a loaded CI host gets there (the 30 s of an earlier version were exceeded).
     records = await run_phases(sink_pipeline, workload)
-    join_done = time.monotonic() - outage_started
-    assert unique_ids(records) == len(expected.emitted)
-    assert emulators.hubspot.contacts == {}, "HubSpot is still down"
+    assert unique_ids(records) == len(expected.emitted), "the join must not wait for HubSpot"
     others = {**want, "hubspot": HubSpotEmulator.nothing()}
-    await wait_for_vendors(emulators, others, timeout=30 - (time.monotonic() - outage_started))
+    await wait_for_vendors(emulators, others, timeout=120)
     assert vendor_state(emulators) == others, "a dead vendor must not hold back the others"
     await asyncio.sleep(max(0.0, 30 - (time.monotonic() - outage_started)))
     emulators.hubspot.faults.down = False
     await wait_for_vendors(emulators, want, timeout=180)
 
-    assert join_done < 30, f"the join must not wait for a dead vendor ({join_done:.0f}s)"
     got = vendor_state(emulators)
     assert got == want
     assert_no_duplicates(emulators)
