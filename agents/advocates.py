@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
+import msgspec
+
 from agents.state import AdvocateState, OrderActivity
 from schemas.events import MONEY, decimal_text
 
@@ -64,7 +66,7 @@ def advocate_view(state: AdvocateState) -> dict[str, Any]:
     advocate = state.advocate
     return {
         "advocate_id": state.advocate_id,
-        "advocate": advocate.model_dump(mode="json") if advocate else None,
+        "advocate": msgspec.structs.asdict(advocate) if advocate else None,
         "referrals": sum(1 for r in state.referrals.values() if r.made_at is not None),
         "signed_up": sum(1 for r in state.referrals.values() if r.signed_up),
         "converted": len(conversions),

@@ -23,9 +23,9 @@ from typing import Any
 
 import orjson
 from faust.types import TP, EventT, StreamT
-from pydantic import BaseModel
 
 from agents import envelopes
+from agents.codec import decoder, from_object, to_json
 from agents.ingest import dlq_headers
 from agents.outbox import Outbox, crash_on_error
 from agents.rules import (
@@ -71,7 +71,7 @@ __all__ = ["STAGES", "BadMessage", "JoinStage", "SkippedRecords", "decode_entry"
 log = logging.getLogger(__name__)
 
 _t = settings.topics
-_MESSAGES: dict[str, type[BaseModel]] = {
+_MESSAGES: dict[str, type] = {
     "referral.created": ReferralCreated,
     "signup.completed": SignupCompleted,
     "order.completed": OrderCompleted,
@@ -99,23 +99,24 @@ _ACCEPTS: dict[Stage, tuple[type, ...]] = {
 _LATEST_TIMESTAMP = 253402300799.0  # 9999-12-31T23:59:59Z: the producer's int64 milliseconds
 _TICK = '{"type":"expire"}'  # its text, as entries of the older form carried it
 _NOTHING_HELD = b'"held":[]'
+_DECODERS = {kind: decoder(model) for kind, model in _MESSAGES.items()}
 
 
 def decode_message(entry: dict[str, Any]) -> Any:
     """An envelope entry's message: an input event, a claim, an advocate's revenue, an
     expire tick, or an attribution event folded back into the referral stage.
 
-    Its kind ``t`` names the model and pydantic parses the message's JSON text ``m`` into
-    it. Entries from before the kind was added carry the message as a JSON object with a
-    ``type`` (none for an attribution event); a worker still reads those after an upgrade.
+    Its kind ``t`` names the type, whose library (pydantic or msgspec) parses the message's
+    JSON text ``m`` into it. Entries from before the kind was added carry the message as a
+    JSON object with a ``type`` (none for an attribution event); a worker still reads those
+    after an upgrade.
     """
     message = entry["m"]
-    text = isinstance(message, str)
-    kind = entry["t"] if text else message.get("type", envelopes.ATTRIBUTION)
-    if kind == envelopes.EXPIRE:
-        return Expire()
-    model = _MESSAGES[kind]
-    return model.model_validate_json(message.encode()) if text else model.model_validate(message)
+    if isinstance(message, str):
+        kind = entry["t"]
+        return Expire() if kind == envelopes.EXPIRE else _DECODERS[kind](message)
+    kind = message.get("type", envelopes.ATTRIBUTION)
+    return Expire() if kind == envelopes.EXPIRE else from_object(_MESSAGES[kind], message)
 
 
 class BadMessage(ValueError):
@@ -167,7 +168,7 @@ class JoinStage:
         stage: Stage,
         table: DurableTable,
         step: Callable[..., tuple[Any, StepResult]],
-        state_type: type[BaseModel],
+        state_type: type,
         rules: JoinRules,
         batch_size: int,
     ) -> None:
@@ -176,6 +177,8 @@ class JoinStage:
         self.table = table
         self.step = step
         self.state_type = state_type
+        self.decode_state = decoder(state_type)
+        self.holds_events: bool = state_type.HOLDS_EVENTS  # type: ignore[attr-defined]
         self.rules = rules
         self.deadlines: dict[str, float] = {}
         self.held: dict[str, int] = {}
@@ -238,14 +241,14 @@ class JoinStage:
             raw_key = key.encode()
             partition = group[0][2].message.partition  # the key's; the changelog's too
             stored = self.table.read(raw_key, partition)
-            state = self.state_type.model_validate_json(stored) if stored is not None else None
+            state = self.decode_state(stored) if stored is not None else None
             for timestamp, message, _ in group:
                 state, result = self.step(state, message, key, now, self.rules)
                 self._count(message, result)
                 outbox.emit(result, timestamp)
             if state is not None:
                 states[key] = state
-                writes.append((raw_key, state.model_dump_json().encode(), partition))
+                writes.append((raw_key, to_json(state), partition))
         await outbox.flush()  # outputs first: a crash may repeat them, never lose them
         await self.table.write(producer, writes)  # durable before take_events acks the batch
         for key, state in states.items():
@@ -276,10 +279,11 @@ class JoinStage:
         self.held.clear()
         self.held_total = 0
         self.release_not_before = time.time() + self.rules.pending_ttl
+        if not self.holds_events:
+            return
         for key, value in self.table.items():
             if value and _NOTHING_HELD not in value:
-                state = self.state_type.model_validate_json(value)
-                self._track(key.decode(), state)
+                self._track(key.decode(), self.decode_state(value))
 
     def _track(self, key: str, state: Any) -> None:
         self.held_total -= self.held.pop(key, 0)
@@ -325,9 +329,7 @@ def _entry_bytes(entry: Any, event: EventT) -> bytes:
         return event.message.value or b""
 
 
-def _stage(
-    stage: Stage, table: DurableTable, step: Callable[..., Any], state: type[BaseModel]
-) -> JoinStage:
+def _stage(stage: Stage, table: DurableTable, step: Callable[..., Any], state: type) -> JoinStage:
     return JoinStage(stage, table, step, state, settings.join_rules, settings.batch_size)
 
 

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from faust.types import AppT
 
 from agents import envelopes
+from agents.codec import to_json
 from agents.rules import Stage, StepResult
 from schemas.attribution import AttributionEvent
 from streams.metrics import ATTRIBUTION_LATENCY, ATTRIBUTIONS
@@ -79,7 +80,7 @@ class Outbox:
         for forward in result.forwards:
             message = forward.message
             self.forward(
-                forward.stage, forward.key, message.type, message.model_dump_json(),
+                forward.stage, forward.key, message.type, to_json(message).decode(),
                 source_timestamp,
             )  # fmt: skip
         if result.attributions:

@@ -39,9 +39,11 @@ from agents.state import (
     HeldSignup,
     KeyState,
     OrderActivity,
+    OrderFact,
     OrderIndexState,
     OrderOwner,
     OrderState,
+    Person,
     ReferralActivity,
     ReferralState,
 )
@@ -56,6 +58,7 @@ from schemas.attribution import (
 )
 from schemas.events import (
     MONEY,
+    Advocate,
     OrderCompleted,
     OrderCustomer,
     OrderRefunded,
@@ -237,8 +240,8 @@ def referral_step(
                 return state, result
             state.referral = message
             _forward_activity(
-                Party.model_validate(message.advocate.model_dump()), message.referral_id,
-                "referral_created", message.occurred_at, None, result,
+                message.advocate, message.referral_id, "referral_created", message.occurred_at,
+                None, result,
             )  # fmt: skip
             _reevaluate_signups(state, now, rules, result)
         case SignupCompleted():
@@ -355,8 +358,8 @@ def _forward_revenue(event: AttributionEvent, result: StepResult) -> None:
     if advocate is None or advocate.id is None or event.referral_id is None:
         return
     revenue = AdvocateRevenue(
-        advocate=advocate, referral_id=event.referral_id, revenue=event.totals.revenue,
-        attribution_event_id=event.attribution_event_id,
+        advocate=Person.of(advocate), referral_id=event.referral_id,
+        revenue=event.totals.revenue, attribution_event_id=event.attribution_event_id,
     )  # fmt: skip
     result.forwards.append(Forward(Stage.ADVOCATE, advocate.id, revenue))
 
@@ -367,17 +370,15 @@ ACTIVITY_KINDS = frozenset(
 
 
 def _forward_activity(
-    advocate: Party, referral_id: str, kind: str, occurred_at: datetime,
+    advocate: Advocate | Party, referral_id: str, kind: str, occurred_at: datetime,
     order: OrderRef | None, result: StepResult,
 ) -> None:  # fmt: skip
     """What the advocate's referral did, for the advocate API and the ROI page."""
     if advocate.id is None:
         return
-    # Built from models validated already: no second validation (the rules' hot path); the
-    # advocate stage validates it when it reads the envelope.
-    activity = AdvocateActivity.model_construct(
-        advocate=advocate, referral_id=referral_id, kind=kind, occurred_at=occurred_at,
-        order=order,
+    activity = AdvocateActivity(
+        advocate=Person.of(advocate), referral_id=referral_id, kind=kind,
+        occurred_at=occurred_at, order=None if order is None else OrderFact.of(order),
     )  # fmt: skip
     result.forwards.append(Forward(Stage.ADVOCATE, advocate.id, activity))
 
@@ -409,7 +410,7 @@ def advocate_step(
             total[currency] = MONEY.add(total.get(currency, Decimal(0)), Decimal(amount))
     result.advocate_totals.append(
         AdvocateTotals(
-            advocate=message.advocate,
+            advocate=message.advocate.party(),
             referral_revenue_generated={c: decimal_text(v) for c, v in sorted(total.items())},
             converted_referrals=len(state.revenue),
             source_attribution_event_id=message.attribution_event_id,
@@ -433,12 +434,12 @@ def _apply_activity(state: AdvocateState, message: AdvocateActivity) -> None:
         known = referral.orders.setdefault(order.order_id, OrderActivity(currency=order.currency))
         if message.kind == K.ORDER_REFUNDED:
             if order.net_amount is not None:
-                net = order.net_amount
+                net = Decimal(order.net_amount)
                 if known.net is not None:
                     net = min(net, Decimal(known.net))
                 known.net = decimal_text(net)
         else:
-            known.amount = decimal_text(order.amount)
+            known.amount = decimal_text(Decimal(order.amount))
             known.occurred_at = message.occurred_at
 
 

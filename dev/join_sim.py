@@ -54,7 +54,7 @@ class JoinSim:
         queue = deque()
         for stage, table in self.tables.items():
             for key, state in table.items():
-                if state.held:
+                if state.oldest_hold() is not None:
                     queue.append((stage, key, Expire()))
         self._run(queue)
 

@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from yarl import URL
 
 from agents.advocates import advocate_view, leaderboard, merge, summary
+from agents.codec import decoder
 from agents.ingest import INGEST
 from agents.state import AdvocateState, ReferralState
 from sinks.delivery.watch import stuck_sinks
@@ -26,6 +27,8 @@ from streams.producer import place
 from streams.roi import render_roi
 
 __all__ = ["is_ready", "program", "referral_view"]
+
+_ADVOCATE_STATE = decoder(AdvocateState)
 
 SUMMARY_PATH = "/advocates/_summary"
 """Internal: one worker's summary of the advocates in its own partitions."""
@@ -132,7 +135,7 @@ def _local_advocates() -> Iterator[AdvocateState]:
     partitions = list(range(settings.partitions))
     for key, value in list(tables.advocates.items()):
         if place(key, partitions) in actives:
-            yield AdvocateState.model_validate_json(value)
+            yield _ADVOCATE_STATE(value)
 
 
 def _peers() -> list[URL]:
@@ -195,7 +198,7 @@ async def top_advocates(self: View, request: Request) -> Response:
 @app.table_route(table=tables.advocates, match_info="advocate_id")
 async def advocate(self: View, request: Request, advocate_id: str) -> Response:
     stored = tables.advocates.get(advocate_id.encode())
-    state = AdvocateState.model_validate_json(stored) if stored is not None else None
+    state = _ADVOCATE_STATE(stored) if stored is not None else None
     if state is None or not state.referrals:
         return self.json({"error": "unknown advocate", "advocate_id": advocate_id}, status=404)
     return self.json(advocate_view(state))

@@ -77,15 +77,59 @@ def test_a_refund_never_raises_an_orders_net_again():
     assert refunded
     state, referral_id, order_id = refunded[0]
     net = state.referrals[referral_id].orders[order_id].net
-    from agents.state import AdvocateActivity
-    from schemas.attribution import OrderRef
+    from datetime import UTC, datetime
+
+    from agents.state import AdvocateActivity, OrderFact
 
     order = state.referrals[referral_id].orders[order_id]
     stale = AdvocateActivity(
         advocate=state.advocate, referral_id=referral_id, kind="order_refunded",
-        occurred_at="2026-01-01T00:00:00Z",
-        order=OrderRef(order_id=order_id, amount="1", currency=order.currency,
-                       net_amount=order.amount),
+        occurred_at=datetime(2026, 1, 1, tzinfo=UTC),
+        order=OrderFact(order_id=order_id, amount="1", currency=order.currency,
+                        net_amount=order.amount),
     )  # fmt: skip
     state, _ = advocate_step(state, stale, state.advocate_id, 0.0, sim.rules)
     assert state.referrals[referral_id].orders[order_id].net == net
+
+
+# Written by the pydantic models before the advocate stage moved to msgspec (commit 295bedd):
+# a worker upgraded in place must read the states in its tables and the messages in flight.
+OLD_STATE = (
+    b'{"seen":{},"advocate_id":"adv_1","advocate":{"id":"adv_1","email":"a@example.com",'
+    b'"first_name":"Ana","last_name":null},"revenue":{"ref_1":{"EUR":"121.34"}},'
+    b'"referrals":{"ref_1":{"made_at":"2026-09-24T13:45:00Z","signed_up":true,"orders":'
+    b'{"ord_1":{"currency":"EUR","amount":"150.00","net":"121.34",'
+    b'"occurred_at":"2026-09-25T08:00:00.250000Z"}}}},"held":[]}'
+)
+OLD_ACTIVITY = (
+    '{"type":"advocate.activity","advocate":{"id":"adv_1","email":"a@example.com",'
+    '"first_name":"Ana","last_name":null},"referral_id":"ref_1","kind":"order_refunded",'
+    '"occurred_at":"2026-09-26T08:00:00+02:00","order":{"order_id":"ord_1","amount":"150.00",'
+    '"currency":"EUR","net_amount":"100"}}'
+)
+
+
+def test_states_and_messages_of_the_pydantic_form_are_read_and_written_alike():
+    from datetime import UTC, datetime
+
+    import orjson
+
+    from agents.codec import decoder, to_json
+    from agents.join import decode_message
+    from agents.rules import JoinRules
+    from agents.state import AdvocateActivity, AdvocateState
+
+    state = decoder(AdvocateState)(OLD_STATE)
+    order = state.referrals["ref_1"].orders["ord_1"]
+    assert order.occurred_at == datetime(2026, 9, 25, 8, 0, 0, 250000, tzinfo=UTC)
+    assert advocate_view(state)["net_revenue"] == {"EUR": "121.34"}
+    old = orjson.loads(OLD_STATE)
+    new = orjson.loads(to_json(state))
+    assert new == {k: v for k, v in old.items() if k not in ("seen", "held")}
+
+    message = decode_message({"k": "adv_1", "t": "advocate.activity", "m": OLD_ACTIVITY})
+    assert isinstance(message, AdvocateActivity)
+    assert message == decode_message({"k": "adv_1", "m": orjson.loads(OLD_ACTIVITY)})
+    state, _ = advocate_step(state, message, "adv_1", 0.0, JoinRules())
+    assert state.referrals["ref_1"].orders["ord_1"].net == "100"
+    assert orjson.loads(to_json(message)) == orjson.loads(OLD_ACTIVITY)  # the offset kept
