@@ -15,6 +15,7 @@ that was not applied and a restarted worker reads it again.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -66,7 +67,7 @@ from streams.topics import (
     by_referral,
 )
 
-__all__ = ["STAGES", "BadMessage", "JoinStage", "SkippedRecords", "decode_entry"]
+__all__ = ["SCAN_CHUNK", "STAGES", "BadMessage", "JoinStage", "SkippedRecords", "decode_entry"]
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,8 @@ _ACCEPTS: dict[Stage, tuple[type, ...]] = {
 _LATEST_TIMESTAMP = 253402300799.0  # 9999-12-31T23:59:59Z: the producer's int64 milliseconds
 _TICK = '{"type":"expire"}'  # its text, as entries of the older form carried it
 _NOTHING_HELD = b'"held":[]'
+SCAN_CHUNK = 5_000
+"""Keys a rebalance's scan reads between two turns of the event loop (~5 ms)."""
 _DECODERS = {kind: decoder(model) for kind, model in _MESSAGES.items()}
 
 
@@ -259,7 +262,7 @@ class JoinStage:
         """Timer: tick every key whose oldest held event has outlived the pending TTL."""
         if self.needs_scan:
             self.needs_scan = False
-            self._scan()
+            await self._scan()
         now = time.time()
         due = [key for key, deadline in self.deadlines.items() if deadline <= now]
         for key in due:
@@ -268,12 +271,19 @@ class JoinStage:
             outbox.forward(self.stage, key, envelopes.EXPIRE, _TICK, now)
         await outbox.flush()
 
-    def _scan(self) -> None:
+    async def _scan(self) -> None:
         """After a rebalance: find the held events of the partitions this worker now has.
 
         Their partners may still sit in the backlog this worker has not read (a restart or
         takeover can take longer than the TTL), so none is released before one more full
         TTL of processing time has passed.
+
+        A table of millions of keys takes seconds to read, so the scan gives the event loop
+        back every ``SCAN_CHUNK`` keys (it once held it for a second at 200,000 keys) and
+        the stages go on meanwhile. Its iteration reads a snapshot, so a key whose value
+        may hold events is read again as it is now before it is tracked; the stages track
+        every key they write themselves. A rebalance ends the scan, and the next sweep
+        starts over.
         """
         self.deadlines.clear()
         self.held.clear()
@@ -281,9 +291,15 @@ class JoinStage:
         self.release_not_before = time.time() + self.rules.pending_ttl
         if not self.holds_events:
             return
-        for key, value in self.table.items():
+        for count, (key, value, current) in enumerate(self.table.scan(), start=1):
             if value and _NOTHING_HELD not in value:
-                self._track(key.decode(), self.decode_state(value))
+                value = current(key)
+                if value:
+                    self._track(key.decode(), self.decode_state(value))
+            if count % SCAN_CHUNK == 0:
+                await asyncio.sleep(0)
+                if self.needs_scan:
+                    return
 
     def _track(self, key: str, state: Any) -> None:
         self.held_total -= self.held.pop(key, 0)
@@ -402,3 +418,10 @@ async def _rescan_after_rebalance(sender: Any = None, **kwargs: Any) -> None:
     for stage in STAGES.values():
         stage.needs_scan = True
         stage.next_offsets.clear()
+
+
+@app.on_partitions_revoked.connect
+async def _stop_scanning(sender: Any = None, *args: Any, **kwargs: Any) -> None:
+    """A scan under way reads partitions this worker may no longer have: end it."""
+    for stage in STAGES.values():
+        stage.needs_scan = True

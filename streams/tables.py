@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
 import faust
@@ -73,6 +73,27 @@ class DurableTable(faust.Table):
         if db_for_partition is None:  # the memory store: one dict for all partitions
             return self.data.get(key)
         return db_for_partition(partition).get(key)
+
+    def scan(self) -> Iterator[tuple[bytes, bytes, Callable[[bytes], bytes | None]]]:
+        """Every key and value of this worker's active partitions, each with a function that
+        reads the key's value as it is now.
+
+        RocksDB's iterators read a snapshot (and the memory store's items are copied), so a
+        caller that gives the event loop back between items sees the stages' later writes
+        only through that function. Each partition's database is read directly: Faust's
+        ``items()`` passes every item through several generators and the codecs.
+        """
+        store = self.data
+        dbs_for_actives = getattr(store, "_dbs_for_actives", None)
+        if dbs_for_actives is None:  # the memory store: one dict for all partitions
+            for key, value in list(store.items()):
+                yield key, value, store.get
+            return
+        offset_key = store.offset_key
+        for db in list(dbs_for_actives()):
+            for key, value in db.items():
+                if key != offset_key:
+                    yield key, value, db.get
 
     async def write(
         self, producer: BatchProducer, items: Sequence[tuple[bytes, bytes | None, int]]
