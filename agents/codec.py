@@ -1,9 +1,5 @@
-"""JSON for the join's states and messages, whichever library defines their type.
-
-Most are pydantic models; the advocate stage's are msgspec structs (``agents.state``). The
-stages read and write both through these three functions, so a type can move from one
-library to the other without touching the plumbing.
-"""
+"""JSON for the join's states and messages (msgspec structs, ``agents.state`` and
+``agents.messages``): one decoder per type, built once."""
 
 from __future__ import annotations
 
@@ -19,20 +15,14 @@ _ENCODER = msgspec.json.Encoder()
 
 def decoder(model: type) -> Callable[[bytes | str], Any]:
     """A function that parses JSON text into ``model`` and validates it (raising
-    ``pydantic.ValidationError`` or ``msgspec.ValidationError``, both ``ValueError``)."""
-    if issubclass(model, msgspec.Struct):
-        return msgspec.json.Decoder(model).decode
-    return model.model_validate_json
+    ``msgspec.ValidationError``, a ``ValueError``, or ``msgspec.DecodeError``)."""
+    return msgspec.json.Decoder(model).decode
 
 
 def from_object(model: type, data: object) -> Any:
     """``model`` from parsed JSON (a dict), validated as :func:`decoder` does."""
-    if issubclass(model, msgspec.Struct):
-        return msgspec.convert(data, model)
-    return model.model_validate(data)
+    return msgspec.convert(data, model)
 
 
 def to_json(value: Any) -> bytes:
-    if isinstance(value, msgspec.Struct):
-        return _ENCODER.encode(value)
-    return value.model_dump_json().encode()
+    return _ENCODER.encode(value)

@@ -28,6 +28,13 @@ from faust.types import TP, EventT, StreamT
 from agents import envelopes
 from agents.codec import decoder, from_object, to_json
 from agents.ingest import dlq_headers
+from agents.messages import (
+    Attributed,
+    OrderCompleted,
+    OrderRefunded,
+    ReferralCreated,
+    SignupCompleted,
+)
 from agents.outbox import Outbox, crash_on_error
 from agents.rules import (
     Expire,
@@ -41,6 +48,7 @@ from agents.rules import (
     referral_step,
 )
 from agents.state import (
+    MESSAGES,
     AdvocateActivity,
     AdvocateRevenue,
     AdvocateState,
@@ -51,8 +59,6 @@ from agents.state import (
     OrderOwner,
     ReferralState,
 )
-from schemas.attribution import AttributionEvent
-from schemas.events import OrderCompleted, OrderRefunded, ReferralCreated, SignupCompleted
 from streams import tables
 from streams.app import app, producer, settings
 from streams.metrics import DROPPED, EVENTS, PENDING
@@ -72,17 +78,6 @@ __all__ = ["SCAN_CHUNK", "STAGES", "BadMessage", "JoinStage", "SkippedRecords", 
 log = logging.getLogger(__name__)
 
 _t = settings.topics
-_MESSAGES: dict[str, type] = {
-    "referral.created": ReferralCreated,
-    "signup.completed": SignupCompleted,
-    "order.completed": OrderCompleted,
-    "order.refunded": OrderRefunded,
-    "claim": Claim,
-    "advocate.revenue": AdvocateRevenue,
-    "order.owner": OrderOwner,
-    "advocate.activity": AdvocateActivity,
-    envelopes.ATTRIBUTION: AttributionEvent,
-}
 _SOURCE_TOPIC = {
     ReferralCreated: _t.referrals,
     SignupCompleted: _t.signups,
@@ -90,7 +85,7 @@ _SOURCE_TOPIC = {
     OrderRefunded: _t.orders,
 }
 _ACCEPTS: dict[Stage, tuple[type, ...]] = {
-    Stage.REFERRAL: (ReferralCreated, SignupCompleted, AttributionEvent, Expire),
+    Stage.REFERRAL: (ReferralCreated, SignupCompleted, Attributed, Expire),
     Stage.CUSTOMER: (Claim, OrderCompleted, OrderRefunded, Expire),
     Stage.EMAIL: (ReferralCreated, SignupCompleted, Expire),
     Stage.ADVOCATE: (AdvocateRevenue, AdvocateActivity),  # never holds anything: never ticked
@@ -102,24 +97,23 @@ _TICK = '{"type":"expire"}'  # its text, as entries of the older form carried it
 _NOTHING_HELD = b'"held":[]'
 SCAN_CHUNK = 5_000
 """Keys a rebalance's scan reads between two turns of the event loop (~5 ms)."""
-_DECODERS = {kind: decoder(model) for kind, model in _MESSAGES.items()}
+_DECODERS = {kind: decoder(model) for kind, model in MESSAGES.items()}
 
 
 def decode_message(entry: dict[str, Any]) -> Any:
     """An envelope entry's message: an input event, a claim, an advocate's revenue, an
     expire tick, or an attribution event folded back into the referral stage.
 
-    Its kind ``t`` names the type, whose library (pydantic or msgspec) parses the message's
-    JSON text ``m`` into it. Entries from before the kind was added carry the message as a
-    JSON object with a ``type`` (none for an attribution event); a worker still reads those
-    after an upgrade.
+    Its kind ``t`` names the struct that msgspec parses the message's JSON text ``m`` into.
+    Entries from before the kind was added carry the message as a JSON object with a
+    ``type`` (none for an attribution event); a worker still reads those after an upgrade.
     """
     message = entry["m"]
     if isinstance(message, str):
         kind = entry["t"]
         return Expire() if kind == envelopes.EXPIRE else _DECODERS[kind](message)
     kind = message.get("type", envelopes.ATTRIBUTION)
-    return Expire() if kind == envelopes.EXPIRE else from_object(_MESSAGES[kind], message)
+    return Expire() if kind == envelopes.EXPIRE else from_object(MESSAGES[kind], message)
 
 
 class BadMessage(ValueError):

@@ -27,6 +27,19 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import TypeVar
 
+from msgspec.structs import replace
+
+from agents.messages import (
+    Advocate,
+    Attributed,
+    OrderCompleted,
+    OrderCustomer,
+    OrderFact,
+    OrderRefunded,
+    Person,
+    ReferralCreated,
+    SignupCompleted,
+)
 from agents.state import (
     AdvocateActivity,
     AdvocateRevenue,
@@ -39,33 +52,22 @@ from agents.state import (
     HeldSignup,
     KeyState,
     OrderActivity,
-    OrderFact,
     OrderIndexState,
     OrderOwner,
     OrderState,
-    Person,
     ReferralActivity,
     ReferralState,
 )
+from schemas import events
 from schemas.attribution import (
     AdvocateTotals,
     AttributionEvent,
     AttributionKind,
     OrderRef,
-    Party,
     Totals,
     attribution_event_id,
 )
-from schemas.events import (
-    MONEY,
-    Advocate,
-    OrderCompleted,
-    OrderCustomer,
-    OrderRefunded,
-    ReferralCreated,
-    SignupCompleted,
-    decimal_text,
-)
+from schemas.events import MONEY, decimal_text
 
 __all__ = [
     "Expire",
@@ -130,12 +132,16 @@ class Forward:
     stage: Stage
     key: str
     message: (
-        ReferralCreated
+        events.ReferralCreated  # from ingest: the contract's validated events
+        | events.SignupCompleted
+        | events.OrderCompleted
+        | events.OrderRefunded
+        | ReferralCreated  # between stages: the join's own structs (agents.messages)
         | SignupCompleted
-        | OrderCompleted
         | OrderRefunded
         | Claim
         | AdvocateRevenue
+        | AdvocateActivity
         | OrderOwner
     )
 
@@ -157,10 +163,6 @@ class StepResult:
         self.dropped.extend(other.dropped)
 
 
-def _party(person: object) -> Party:
-    return Party.model_validate(person, from_attributes=True)
-
-
 def _attribution(
     kind: K,
     referral_id: str | None,
@@ -168,7 +170,7 @@ def _attribution(
     occurred_at: datetime,
     *,
     referral: ClaimedReferral | None = None,
-    friend: Party | None = None,
+    friend: Person | None = None,
     order: OrderRef | None = None,
     totals: Totals | None = None,
     reason: str | None = None,
@@ -178,8 +180,8 @@ def _attribution(
         kind=kind,
         referral_id=referral_id,
         campaign_id=referral.campaign_id if referral else None,
-        advocate=referral.advocate if referral else None,
-        friend=friend,
+        advocate=referral.advocate.party() if referral else None,
+        friend=friend.party() if friend else None,
         order=order,
         totals=totals or Totals(),
         reason=reason,
@@ -199,21 +201,19 @@ def _expired(received_at: float, now: float, rules: JoinRules) -> bool:
     return now - received_at >= rules.pending_ttl
 
 
-def route(
-    event: ReferralCreated | SignupCompleted | OrderCompleted | OrderRefunded,
-) -> list[Forward]:
+def route(event: events.InputEvent) -> list[Forward]:
     """Ingest: where a validated input event goes first (the app re-keys; producers need not)."""
     match event:
-        case ReferralCreated():
+        case events.ReferralCreated():
             forwards = [Forward(Stage.REFERRAL, event.referral_id, event)]
             if event.friend_email:
                 forwards.append(Forward(Stage.EMAIL, event.friend_email, event))
             return forwards
-        case SignupCompleted() if event.referral_id:
+        case events.SignupCompleted() if event.referral_id:
             return [Forward(Stage.REFERRAL, event.referral_id, event)]
-        case SignupCompleted():
+        case events.SignupCompleted():
             return [Forward(Stage.EMAIL, event.customer.email, event)]
-        case OrderRefunded(customer=None):
+        case events.OrderRefunded(customer=None):
             return [Forward(Stage.ORDER, event.order_id, event)]
         case _:
             return [Forward(Stage.CUSTOMER, event.customer.id, event)]
@@ -224,7 +224,7 @@ def route(
 
 def referral_step(
     state: ReferralState | None,
-    message: ReferralCreated | SignupCompleted | AttributionEvent | Expire,
+    message: ReferralCreated | SignupCompleted | Attributed | Expire,
     key: str,
     now: float,
     rules: JoinRules,
@@ -249,7 +249,7 @@ def referral_step(
                 return state, result
             state.held.append(HeldSignup(received_at=now, signup=message))
             _reevaluate_signups(state, now, rules, result)
-        case AttributionEvent():
+        case Attributed():
             _fold_attribution(state, message)
             _forward_revenue(message, result)
             if message.kind in ACTIVITY_KINDS and message.advocate and message.referral_id:
@@ -292,7 +292,7 @@ def _evaluate_signup(
             result.attributions.append(
                 _attribution(
                     K.SIGNUP_UNATTRIBUTED, state.referral_id, signup.event_id,
-                    signup.occurred_at, friend=_party(customer), reason="referral_unknown",
+                    signup.occurred_at, friend=Person.of(customer), reason="referral_unknown",
                 )
             )  # fmt: skip
             return True
@@ -302,7 +302,7 @@ def _evaluate_signup(
         result.attributions.append(
             _attribution(
                 kind, state.referral_id, signup.event_id, signup.occurred_at,
-                referral=ClaimedReferral.of(referral), friend=_party(customer), reason=reason,
+                referral=ClaimedReferral.of(referral), friend=Person.of(customer), reason=reason,
             )
         )  # fmt: skip
         return True
@@ -324,7 +324,7 @@ def _evaluate_signup(
     return False  # the slot's holder is still being decided at the customer stage
 
 
-def _fold_attribution(state: ReferralState, event: AttributionEvent) -> None:
+def _fold_attribution(state: ReferralState, event: Attributed) -> None:
     """Keep the lookup view and the friend slot in step with what the join emitted."""
     state.last_kind = event.kind
     if event.kind == K.FRIEND_SIGNED_UP:
@@ -350,7 +350,7 @@ def _fold_attribution(state: ReferralState, event: AttributionEvent) -> None:
                 state.converted_at = event.occurred_at
 
 
-def _forward_revenue(event: AttributionEvent, result: StepResult) -> None:
+def _forward_revenue(event: Attributed, result: StepResult) -> None:
     """Order attributions move the advocate's total: tell the advocate stage."""
     if event.kind not in (K.REFERRAL_CONVERTED, K.ORDER_ATTRIBUTED, K.ORDER_REFUNDED):
         return
@@ -358,8 +358,8 @@ def _forward_revenue(event: AttributionEvent, result: StepResult) -> None:
     if advocate is None or advocate.id is None or event.referral_id is None:
         return
     revenue = AdvocateRevenue(
-        advocate=Person.of(advocate), referral_id=event.referral_id,
-        revenue=event.totals.revenue, attribution_event_id=event.attribution_event_id,
+        advocate=advocate, referral_id=event.referral_id, revenue=event.totals.revenue,
+        attribution_event_id=event.attribution_event_id,
     )  # fmt: skip
     result.forwards.append(Forward(Stage.ADVOCATE, advocate.id, revenue))
 
@@ -370,15 +370,16 @@ ACTIVITY_KINDS = frozenset(
 
 
 def _forward_activity(
-    advocate: Advocate | Party, referral_id: str, kind: str, occurred_at: datetime,
-    order: OrderRef | None, result: StepResult,
+    advocate: Advocate | Person, referral_id: str, kind: str, occurred_at: datetime,
+    order: OrderFact | None, result: StepResult,
 ) -> None:  # fmt: skip
     """What the advocate's referral did, for the advocate API and the ROI page."""
     if advocate.id is None:
         return
+    person = advocate if isinstance(advocate, Person) else Person.of(advocate)
     activity = AdvocateActivity(
-        advocate=Person.of(advocate), referral_id=referral_id, kind=kind,
-        occurred_at=occurred_at, order=None if order is None else OrderFact.of(order),
+        advocate=person, referral_id=referral_id, kind=kind, occurred_at=occurred_at,
+        order=order,
     )  # fmt: skip
     result.forwards.append(Forward(Stage.ADVOCATE, advocate.id, activity))
 
@@ -472,7 +473,7 @@ def _claim(
     state: CustomerState, claim: Claim, now: float, rules: JoinRules, result: StepResult
 ) -> None:
     signup, referral = claim.signup, claim.referral
-    friend = _party(signup.customer)
+    friend = Person.of(signup.customer)
     if state.referral is None:
         state.referral = referral
         state.friend = friend
@@ -590,7 +591,7 @@ def _release_unmatched(event: OrderCompleted | OrderRefunded, result: StepResult
         result.attributions.append(
             _attribution(
                 K.ORDER_UNATTRIBUTED, event.referral_id, event.event_id, event.occurred_at,
-                order=ref, friend=Party(id=event.customer.id), reason="referral_unknown",
+                order=ref, friend=Person(id=event.customer.id), reason="referral_unknown",
             )
         )  # fmt: skip
     elif isinstance(event, OrderCompleted):
@@ -625,7 +626,7 @@ def order_step(
     def send_on(held: HeldOrderEvent) -> bool:
         if state.customer_id is None:
             return False
-        refund = held.event.model_copy(update={"customer": OrderCustomer(id=state.customer_id)})
+        refund = replace(held.event, customer=OrderCustomer(id=state.customer_id))
         result.forwards.append(Forward(Stage.CUSTOMER, state.customer_id, refund))
         return True
 
@@ -694,7 +695,7 @@ def email_step(
         referral_id = _latest_referral_before(state.candidates, held.signup.occurred_at, rules)
         if referral_id is None:
             return False
-        routed = held.signup.model_copy(update={"referral_id": referral_id})
+        routed = replace(held.signup, referral_id=referral_id)
         result.forwards.append(Forward(Stage.REFERRAL, referral_id, routed))
         return True
 

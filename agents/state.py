@@ -1,30 +1,36 @@
-"""Join state kept in the changelog-backed tables, one model per join stage.
+"""Join state kept in the changelog-backed tables, one struct per join stage, and the
+messages the stages send each other.
 
-Values are stored as the models' JSON (pydantic's Rust encoder); events inside state keep
-their validated form, so re-evaluating a held event needs no second validation path.
+All are msgspec structs (README, performance: a state is read and rewritten on every batch
+that touches its key). Their JSON is what the pydantic models of earlier versions wrote,
+with the same field names: states and messages written before an upgrade read alike.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, ClassVar
+from typing import ClassVar
 
-from msgspec import Meta, Struct
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from msgspec import Struct, field
 
-from schemas.attribution import OrderRef, Party, Totals
-from schemas.events import (
-    MONEY,
+from agents import envelopes
+from agents.messages import (
+    Attributed,
+    DecimalString,
+    Instant,
     OrderCompleted,
+    OrderFact,
     OrderRefunded,
+    Person,
     ReferralCreated,
     SignupCompleted,
-    Timestamp,
-    decimal_text,
+    Tally,
 )
+from schemas.attribution import Totals
+from schemas.events import MONEY, decimal_text
 
 __all__ = [
+    "MESSAGES",
     "SEEN_LIMIT",
     "AdvocateActivity",
     "AdvocateRevenue",
@@ -32,11 +38,9 @@ __all__ = [
     "Claim",
     "ClaimedReferral",
     "CustomerState",
-    "DecimalString",
     "EmailState",
     "HeldOrderEvent",
     "HeldSignup",
-    "Instant",
     "KeyState",
     "OrderFact",
     "OrderIndexState",
@@ -54,69 +58,69 @@ from making its state, rewritten on every batch, grow without end."""
 _UNSTAMPED = -1.0
 
 
-class KeyState(BaseModel):
+class KeyState(Struct, kw_only=True):
     """What every stage's state has: the event ids it applied (rules 1 and 13)."""
 
-    model_config = ConfigDict(extra="ignore")
     HOLDS_EVENTS: ClassVar[bool] = True
     """Whether a stage must scan its state for held events after a rebalance."""
 
-    seen: dict[str, float] = Field(default_factory=dict)
-    """Event id → processing time it was first applied, oldest first (rule 13)."""
+    seen: dict[str, float] | list[str] = {}
+    """Event id → processing time it was first applied, oldest first (rule 13). States
+    written before ids carried their time kept a list: those ids count as seen when the key
+    is next touched, and are kept for the whole TTL from then."""
 
-    @field_validator("seen", mode="before")
-    @classmethod
-    def _upgrade(cls, value: object) -> object:
-        """States written before ids carried their time kept a list: those ids count as
-        seen when the key is next touched, and are kept for the whole TTL from then."""
-        return dict.fromkeys(value, _UNSTAMPED) if isinstance(value, list) else value
+    def __post_init__(self) -> None:
+        if isinstance(self.seen, list):
+            self.seen = dict.fromkeys(self.seen, _UNSTAMPED)
 
     def remember(self, event_id: str, now: float, ttl: float) -> bool:
         """Record ``event_id``; False when it was already processed (rule 1). Ids older
         than ``ttl`` seconds of processing time are forgotten (rule 13)."""
-        if event_id in self.seen:
+        seen = self.seen
+        assert isinstance(seen, dict)  # __post_init__
+        if event_id in seen:
             return False
-        self.seen[event_id] = now
-        oldest = next(iter(self.seen.values()))
-        if oldest == _UNSTAMPED or now - oldest >= ttl or len(self.seen) > SEEN_LIMIT:
+        seen[event_id] = now
+        oldest = next(iter(seen.values()))
+        if oldest == _UNSTAMPED or now - oldest >= ttl or len(seen) > SEEN_LIMIT:
             kept = [
                 (seen_id, now if at == _UNSTAMPED else at)
-                for seen_id, at in self.seen.items()
+                for seen_id, at in seen.items()
                 if at == _UNSTAMPED or now - at < ttl
             ]
             self.seen = dict(kept[-SEEN_LIMIT:])
         return True
 
 
-class HeldSignup(BaseModel):
+class HeldSignup(Struct):
     received_at: float
     signup: SignupCompleted
 
 
-class HeldOrderEvent(BaseModel):
+class HeldOrderEvent(Struct):
     received_at: float
     event: OrderCompleted | OrderRefunded
 
 
-class ClaimedReferral(BaseModel):
+class ClaimedReferral(Struct, kw_only=True):
     """What the customer stage needs to know of the referral a friend signed up through."""
 
     referral_id: str
     campaign_id: str | None = None
-    advocate: Party
-    occurred_at: Timestamp
+    advocate: Person
+    occurred_at: Instant
 
     @classmethod
     def of(cls, referral: ReferralCreated) -> ClaimedReferral:
         return cls(
             referral_id=referral.referral_id,
             campaign_id=referral.campaign_id,
-            advocate=Party.model_validate(referral.advocate.model_dump()),
+            advocate=Person.of(referral.advocate),
             occurred_at=referral.occurred_at,
         )
 
 
-class Claim(BaseModel):
+class Claim(Struct, kw_only=True):
     """Referral stage → customer stage: this signup passed the referral's own checks."""
 
     type: str = "claim"
@@ -124,7 +128,7 @@ class Claim(BaseModel):
     referral: ClaimedReferral
 
 
-class OrderOwner(BaseModel):
+class OrderOwner(Struct, kw_only=True):
     """Customer stage → order stage: the order of a referred friend, and whose it is."""
 
     type: str = "order.owner"
@@ -132,53 +136,10 @@ class OrderOwner(BaseModel):
     customer_id: str
 
 
-# --- the advocate stage: msgspec ------------------------------------------------------------
+# --- the advocate stage ----------------------------------------------------------------------
 # An advocate's state holds every referral they made and is read and rewritten whenever one
-# of them moves, so it grows with the advocate and dominated the join's parsing: as msgspec
-# structs it decodes about 2.4 and encodes about 5 times faster than as pydantic models
-# (README, performance). Their JSON is what the pydantic models wrote, less the advocate
-# state's unused ``seen`` and ``held``: states and messages from before read alike.
-
-Instant = Annotated[datetime, Meta(tz=True)]
-"""An RFC 3339 timestamp with an offset."""
-DecimalString = Annotated[
-    str, Meta(pattern=r"^[0-9]{1,100}(\.[0-9]{1,100})?([eE][-+]?[0-9]{1,2})?\Z")
-]
-r"""``schemas.attribution.DecimalText`` for msgspec, whose patterns are Python's (``re.search``:
-``\Z``, as ``$`` would also match before a final newline)."""
-
-
-class Person(Struct, frozen=True):
-    """An advocate as the advocate stage keeps them (the fields of ``Party``)."""
-
-    id: str | None = None
-    email: str | None = None
-    first_name: str | None = None
-    last_name: str | None = None
-
-    @classmethod
-    def of(cls, party: object) -> Person:
-        """From any object with a party's fields (an input event's advocate, a ``Party``)."""
-        return cls(party.id, party.email, party.first_name, party.last_name)  # type: ignore[attr-defined]
-
-    def party(self) -> Party:
-        return Party(id=self.id, email=self.email, first_name=self.first_name,
-                     last_name=self.last_name)  # fmt: skip
-
-
-class OrderFact(Struct, frozen=True):
-    """An attributed order as an activity message carries it (the fields of ``OrderRef``)."""
-
-    order_id: str
-    amount: DecimalString
-    currency: Annotated[str, Meta(pattern=r"^[A-Z]{3}\Z")]
-    net_amount: DecimalString | None = None
-
-    @classmethod
-    def of(cls, order: OrderRef) -> OrderFact:
-        net = order.net_amount
-        return cls(order.order_id, decimal_text(order.amount), order.currency,
-                   None if net is None else decimal_text(net))  # fmt: skip
+# of them moves; its JSON is what the pydantic models wrote, less the advocate state's unused
+# ``seen`` and ``held``.
 
 
 def _identified(advocate: Person) -> None:
@@ -250,45 +211,45 @@ class AdvocateState(Struct):
         return None
 
 
-class ReferralState(KeyState):
+class ReferralState(KeyState, kw_only=True):
     """Keyed by referral_id: the referral, signups waiting for it, its friend slot, its view."""
 
     referral_id: str
     referral: ReferralCreated | None = None
-    held: list[HeldSignup] = Field(default_factory=list)
+    held: list[HeldSignup] = []
     reserved_for: str | None = None
     friend_confirmed: bool = False
     # The lookup view, folded from the attribution events of this referral.
     status: str = "pending"
-    friend: Party | None = None
-    totals: Totals = Field(default_factory=Totals)
-    signed_up_at: Timestamp | None = None
-    converted_at: Timestamp | None = None
+    friend: Person | None = None
+    totals: Tally = field(default_factory=Tally)
+    signed_up_at: Instant | None = None
+    converted_at: Instant | None = None
     last_kind: str | None = None
 
     def oldest_hold(self) -> float | None:
         return min((h.received_at for h in self.held), default=None)
 
 
-class OrderState(BaseModel):
+class OrderState(Struct, kw_only=True):
     amount: Decimal
     currency: str
     refunded: Decimal = Decimal(0)
-    occurred_at: Timestamp
+    occurred_at: Instant
     attributed: bool
 
 
-class CustomerState(KeyState):
+class CustomerState(KeyState, kw_only=True):
     """Keyed by customer id: the friend's accepted claim, orders, refunds and totals."""
 
     customer_id: str
     referral: ClaimedReferral | None = None
-    friend: Party | None = None
-    signed_up_at: Timestamp | None = None
-    orders: dict[str, OrderState] = Field(default_factory=dict)
+    friend: Person | None = None
+    signed_up_at: Instant | None = None
+    orders: dict[str, OrderState] = {}
     converted: bool = False
-    converted_at: Timestamp | None = None
-    held: list[HeldOrderEvent] = Field(default_factory=list)
+    converted_at: Instant | None = None
+    held: list[HeldOrderEvent] = []
 
     def oldest_hold(self) -> float | None:
         return min((h.received_at for h in self.held), default=None)
@@ -308,24 +269,38 @@ class CustomerState(KeyState):
         return Totals(orders=count, revenue=revenue_text)
 
 
-class EmailState(KeyState):
+class EmailState(KeyState, kw_only=True):
     """Keyed by normalised friend email: referrals naming it, signups without referral_id."""
 
     email: str
-    candidates: dict[str, Timestamp] = Field(default_factory=dict)
-    held: list[HeldSignup] = Field(default_factory=list)
+    candidates: dict[str, Instant] = {}
+    held: list[HeldSignup] = []
 
     def oldest_hold(self) -> float | None:
         return min((h.received_at for h in self.held), default=None)
 
 
-class OrderIndexState(KeyState):
+class OrderIndexState(KeyState, kw_only=True):
     """Keyed by order_id: the customer of a referred friend's order, and refunds without a
     customer waiting to learn it (rule 9)."""
 
     order_id: str
     customer_id: str | None = None
-    held: list[HeldOrderEvent] = Field(default_factory=list)
+    held: list[HeldOrderEvent] = []
 
     def oldest_hold(self) -> float | None:
         return min((h.received_at for h in self.held), default=None)
+
+
+MESSAGES: dict[str, type] = {
+    "referral.created": ReferralCreated,
+    "signup.completed": SignupCompleted,
+    "order.completed": OrderCompleted,
+    "order.refunded": OrderRefunded,
+    "claim": Claim,
+    "advocate.revenue": AdvocateRevenue,
+    "order.owner": OrderOwner,
+    "advocate.activity": AdvocateActivity,
+    envelopes.ATTRIBUTION: Attributed,
+}
+"""Each kind of message on the stage topics, and the struct it is read as."""

@@ -36,6 +36,8 @@ def expected_advocates(sim) -> dict[str, dict]:
     events they emitted; independent of the advocate stage's own bookkeeping."""
     from decimal import Decimal
 
+    import msgspec
+
     from agents.rules import Stage
     from schemas.events import MONEY, decimal_text
 
@@ -45,7 +47,7 @@ def expected_advocates(sim) -> dict[str, dict]:
         if state.referral is not None:
             advocate = state.referral.advocate
             made[advocate.id] = made.get(advocate.id, 0) + 1
-            parties[advocate.id] = advocate.model_dump(mode="json")
+            parties[advocate.id] = msgspec.to_builtins(advocate)
     signed: dict[str, set[str]] = {}
     orders: dict[str, dict[str, list]] = {}  # advocate -> order id -> [amount, cur, refunded]
     converted_at: dict[str, dict[str, object]] = {}  # advocate -> referral -> earliest order

@@ -2,13 +2,21 @@
 
 Used by the rule tests to drive whole journeys through the pure step functions: ingest
 routing, forwards between stages, and attribution events fed back to the referral stage.
+Every message reaches its step as the stage reads it off its topic: its JSON, parsed as the
+join's struct for its kind.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
+import msgspec
+from pydantic import BaseModel
+
+from agents import envelopes
+from agents.codec import decoder, to_json
 from agents.rules import (
     Expire,
     JoinRules,
@@ -20,6 +28,7 @@ from agents.rules import (
     referral_step,
     route,
 )
+from agents.state import MESSAGES
 from schemas.attribution import AdvocateTotals, AttributionEvent
 
 STEPS = {
@@ -29,6 +38,19 @@ STEPS = {
     Stage.ADVOCATE: advocate_step,
     Stage.ORDER: order_step,
 }
+
+_DECODERS = {kind: decoder(struct) for kind, struct in MESSAGES.items()}
+
+
+def as_read(message: Any) -> Any:
+    """``message`` as a stage reads it: through its JSON (a validated input event from
+    ingest, an attribution event folded back, or another stage's struct)."""
+    if isinstance(message, Expire):
+        return message
+    if isinstance(message, AttributionEvent):
+        return _DECODERS[envelopes.ATTRIBUTION](message.model_dump_json())
+    text = message.model_dump_json() if isinstance(message, BaseModel) else to_json(message)
+    return _DECODERS[message.type](text)
 
 
 @dataclass
@@ -62,7 +84,9 @@ class JoinSim:
         while queue:
             stage, key, message = queue.popleft()
             table = self.tables[stage]
-            state, result = STEPS[stage](table.get(key), message, key, self.now, self.rules)
+            state, result = STEPS[stage](
+                table.get(key), as_read(message), key, self.now, self.rules
+            )
             table[key] = state
             self.duplicates += result.duplicates
             self.dropped.extend(result.dropped)
@@ -80,6 +104,5 @@ class JoinSim:
 
     def view(self, referral_id: str) -> dict:
         state = self.tables[Stage.REFERRAL][referral_id]
-        return state.model_dump(
-            mode="json", include={"status", "friend", "totals", "signed_up_at", "converted_at"}
-        )
+        fields = ("status", "friend", "totals", "signed_up_at", "converted_at")
+        return msgspec.to_builtins({name: getattr(state, name) for name in fields})

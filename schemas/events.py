@@ -30,6 +30,7 @@ __all__ = [
     "AMOUNT_FRACTION_DIGITS",
     "AMOUNT_INTEGER_DIGITS",
     "EMAIL_MAX_LENGTH",
+    "EMAIL_PATTERN",
     "MONEY",
     "Advocate",
     "Amount",
@@ -45,6 +46,7 @@ __all__ = [
     "SignupCompleted",
     "Timestamp",
     "decimal_text",
+    "parse_amount",
     "parse_event",
 ]
 
@@ -59,12 +61,14 @@ MONEY = Context(prec=100, Emax=999, Emin=-999, traps=[InvalidOperation, Division
 amounts exactly (the default context's 28 would round a 29-digit total)."""
 _NO_CONTROL = r"[^@\s\x00-\x1f\x7f-\x9f]+"
 _EMAIL = re.compile(rf"^{_NO_CONTROL}@{_NO_CONTROL}\.{_NO_CONTROL}$")
+EMAIL_PATTERN = _EMAIL.pattern
 EMAIL_MAX_LENGTH = 254  # RFC 5321: a path is at most 256 octets, brackets included
 _TYPE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _TIMESTAMP_RULE = "must be an RFC 3339 timestamp with an offset, e.g. 2026-11-20T10:00:00Z"
 
 
-def _amount(value: object) -> Decimal:
+def parse_amount(value: object) -> Decimal:
+    """An amount as the contract allows it (raises ``ValueError`` otherwise)."""
     if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
         raise ValueError("must be a decimal string or a JSON number")
     if isinstance(value, str) and not _AMOUNT_TEXT.fullmatch(value):
@@ -108,7 +112,7 @@ Email = Annotated[  # emails compare case-insensitively after trimming (contract
 ]
 Amount = Annotated[
     Decimal,
-    BeforeValidator(_amount),
+    BeforeValidator(parse_amount),
     PlainSerializer(decimal_text, return_type=str),
     WithJsonSchema(
         {

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
+import msgspec
 import pycountry
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -29,6 +30,7 @@ from streams.roi import render_roi
 __all__ = ["is_ready", "program", "referral_view"]
 
 _ADVOCATE_STATE = decoder(AdvocateState)
+_REFERRAL_STATE = decoder(ReferralState)
 
 SUMMARY_PATH = "/advocates/_summary"
 """Internal: one worker's summary of the advocates in its own partitions."""
@@ -57,17 +59,19 @@ def referral_view(state: ReferralState) -> dict[str, Any]:
     """The lookup answer: section 5 field names plus status, signed_up_at, converted_at."""
     referral = state.referral
     assert referral is not None
-    view = state.model_dump(
-        mode="json", include={"status", "friend", "totals", "signed_up_at", "converted_at"}
-    )
-    return {
+    view = msgspec.to_builtins({
         "referral_id": state.referral_id,
         "campaign_id": referral.campaign_id,
-        "advocate": referral.advocate.model_dump(mode="json"),
-        "occurred_at": referral.model_dump(mode="json")["occurred_at"],
+        "advocate": referral.advocate,
+        "occurred_at": referral.occurred_at,
         "last_kind": state.last_kind,
-        **view,
-    }
+        "status": state.status,
+        "friend": state.friend,
+        "totals": state.totals,
+        "signed_up_at": state.signed_up_at,
+        "converted_at": state.converted_at,
+    })  # fmt: skip
+    return view
 
 
 @app.page("/healthz")
@@ -97,7 +101,7 @@ async def metrics(self: View, request: Request) -> Response:
 @app.table_route(table=tables.referrals, match_info="referral_id")
 async def lookup(self: View, request: Request, referral_id: str) -> Response:
     stored = tables.referrals.get(referral_id.encode())
-    state = ReferralState.model_validate_json(stored) if stored is not None else None
+    state = _REFERRAL_STATE(stored) if stored is not None else None
     if state is None or state.referral is None:
         return self.json({"error": "unknown referral", "referral_id": referral_id}, status=404)
     return self.json(referral_view(state))

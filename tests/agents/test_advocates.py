@@ -4,12 +4,14 @@ order the workload arrives in and however often an activity is applied."""
 
 from __future__ import annotations
 
+import copy
 from decimal import Decimal
 
 from agents.advocates import advocate_view, leaderboard, merge, summary
 from agents.rules import Stage, advocate_step, referral_step
 from dev.expectations import expected_advocates
 from dev.generator import Workload
+from dev.join_sim import as_read
 
 
 def advocate_states(sim) -> list:
@@ -34,8 +36,8 @@ def test_attributions_folded_again_change_no_advocate():
     for event in sim.emitted:
         if event.referral_id is None:
             continue
-        referral = sim.tables[Stage.REFERRAL][event.referral_id].model_copy(deep=True)
-        _, result = referral_step(referral, event, event.referral_id, sim.now, sim.rules)
+        referral = copy.deepcopy(sim.tables[Stage.REFERRAL][event.referral_id])
+        _, result = referral_step(referral, as_read(event), event.referral_id, sim.now, sim.rules)
         for forward in result.forwards:
             if forward.stage == Stage.ADVOCATE:
                 state = advocates[forward.key]

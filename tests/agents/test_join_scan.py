@@ -8,9 +8,11 @@ import asyncio
 
 import orjson
 
+from agents.codec import to_json
 from agents.join import SCAN_CHUNK, JoinStage
 from agents.rules import JoinRules, Stage, referral_step
 from agents.state import HeldSignup, ReferralState
+from dev.join_sim import as_read
 from schemas.events import parse_event
 
 KEYS = 3 * SCAN_CHUNK + 1001
@@ -20,13 +22,13 @@ RELEASED, HELD = f"ref_{KEYS - 1001}", f"ref_{KEYS - 1}"  # in the last chunk
 def _state(key: str, held_at: float | None) -> bytes:
     state = ReferralState(referral_id=key)
     if held_at is not None:
-        signup = parse_event(orjson.dumps({
+        signup = as_read(parse_event(orjson.dumps({
             "event_id": f"evt_{key}", "type": "signup.completed", "referral_id": key,
             "occurred_at": "2026-09-11T10:00:00Z",
             "customer": {"id": f"cus_{key}", "email": f"{key}@example.com"},
-        }))  # fmt: skip
+        })))  # fmt: skip
         state.held.append(HeldSignup(received_at=held_at, signup=signup))
-    return state.model_dump_json().encode()
+    return to_json(state)
 
 
 class SnapshotTable:
@@ -70,7 +72,7 @@ def test_the_scan_tracks_every_held_event_and_lets_the_stages_run_meanwhile():
                     # the snapshot and a batch has held a signup since.
                     for key, held_at in ((RELEASED, None), (HELD, 2000.0)):
                         table.data[key.encode()] = _state(key, held_at)
-                        stage._track(key, ReferralState.model_validate_json(_state(key, held_at)))
+                        stage._track(key, stage.decode_state(_state(key, held_at)))
                 await asyncio.sleep(0)
 
         await asyncio.gather(stage._scan(), stage_work())

@@ -408,12 +408,13 @@ def test_dedup_memory_per_key_is_bounded(sim, monkeypatch):
 def test_ids_remembered_before_they_carried_their_time_are_kept_a_full_ttl(sim):
     """A state stored by an earlier version lists ids without times: after an upgrade they
     still count as seen, and for the whole TTL from the key's next event."""
+    from agents.codec import decoder, to_json
     from agents.state import CustomerState
 
     sim.feed(referral(), signup(), order("o1"))
-    stored = sim.tables["customer"]["cus_bob"].model_dump(mode="json")
+    stored = orjson.loads(to_json(sim.tables["customer"]["cus_bob"]))
     stored["seen"] = list(stored["seen"])  # as the table holds it: JSON
-    sim.tables["customer"]["cus_bob"] = CustomerState.model_validate_json(orjson.dumps(stored))
+    sim.tables["customer"]["cus_bob"] = decoder(CustomerState)(orjson.dumps(stored))
     sim.now += 100 * HOUR
     sim.feed(order("o2"))
     assert sim.tables["customer"]["cus_bob"].seen == {"evt_o_o1": sim.now, "evt_o_o2": sim.now}
