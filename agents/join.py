@@ -29,7 +29,7 @@ from agents import envelopes
 from agents.codec import decoder, from_object, to_json
 from agents.ingest import dlq_headers
 from agents.messages import (
-    Attributed,
+    Attribution,
     OrderCompleted,
     OrderRefunded,
     ReferralCreated,
@@ -85,7 +85,7 @@ _SOURCE_TOPIC = {
     OrderRefunded: _t.orders,
 }
 _ACCEPTS: dict[Stage, tuple[type, ...]] = {
-    Stage.REFERRAL: (ReferralCreated, SignupCompleted, Attributed, Expire),
+    Stage.REFERRAL: (ReferralCreated, SignupCompleted, Attribution, Expire),
     Stage.CUSTOMER: (Claim, OrderCompleted, OrderRefunded, Expire),
     Stage.EMAIL: (ReferralCreated, SignupCompleted, Expire),
     Stage.ADVOCATE: (AdvocateRevenue, AdvocateActivity),  # never holds anything: never ticked

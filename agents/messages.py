@@ -10,8 +10,7 @@ on every timestamp, amounts the money context can add), so a bad entry on a stag
 dead-lettered rather than crash a step. The four input events are tagged by their ``type``,
 as their JSON is.
 
-:class:`Attributed` is an attribution event folded back into the referral stage: the fields
-of ``schemas.attribution.AttributionEvent`` that the referral stage uses.
+:class:`Attribution` is an attribution event as the join writes it and reads it back.
 """
 
 from __future__ import annotations
@@ -22,12 +21,12 @@ from typing import Annotated, ClassVar
 
 from msgspec import Meta, Struct
 
-from schemas.attribution import AttributionKind, OrderRef, Party, Totals
+from schemas.attribution import AttributionKind, Party
 from schemas.events import EMAIL_MAX_LENGTH, EMAIL_PATTERN, decimal_text, parse_amount
 
 __all__ = [
     "Advocate",
-    "Attributed",
+    "Attribution",
     "Customer",
     "DecimalString",
     "Instant",
@@ -73,8 +72,9 @@ class Person(Struct, frozen=True):
                      last_name=self.last_name)  # fmt: skip
 
 
-class OrderFact(Struct, frozen=True):
-    """An attributed order as messages carry it (the fields of ``OrderRef``)."""
+class OrderFact(Struct, frozen=True, omit_defaults=True):
+    """An attributed order as messages carry it (the fields and JSON of ``OrderRef``: no
+    ``net_amount`` but on refunds)."""
 
     order_id: str
     amount: DecimalString
@@ -82,10 +82,11 @@ class OrderFact(Struct, frozen=True):
     net_amount: DecimalString | None = None
 
     @classmethod
-    def of(cls, order: OrderRef) -> OrderFact:
-        net = order.net_amount
-        return cls(order.order_id, decimal_text(order.amount), order.currency,
-                   None if net is None else decimal_text(net))  # fmt: skip
+    def of(
+        cls, order_id: str, amount: Decimal, currency: str, net_amount: Decimal | None = None
+    ) -> OrderFact:
+        net = None if net_amount is None else decimal_text(net_amount)
+        return cls(order_id, decimal_text(amount), currency, net)
 
 
 class Tally(Struct, frozen=True):
@@ -93,10 +94,6 @@ class Tally(Struct, frozen=True):
 
     orders: int = 0
     revenue: dict[str, DecimalString] = {}
-
-    @classmethod
-    def of(cls, totals: Totals) -> Tally:
-        return cls(totals.orders, dict(totals.revenue))
 
 
 class Advocate(Struct, frozen=True, kw_only=True):
@@ -167,15 +164,21 @@ class OrderRefunded(_OrderEvent, kw_only=True, tag="order.refunded"):
     """None for a refund by order only: the order stage finds its customer (rule 9)."""
 
 
-class Attributed(Struct, frozen=True, kw_only=True):
-    """An attribution event folded back into the referral stage."""
+class Attribution(Struct, kw_only=True):
+    """An attribution event (contract section 5) as the join builds it, publishes it and
+    folds it back into the referral stage: the fields, order and JSON of
+    ``schemas.attribution.AttributionEvent``, which the sinks read (a test holds the two
+    to the same bytes)."""
 
     attribution_event_id: str
     kind: AttributionKind
     referral_id: str | None
+    campaign_id: str | None = None
     advocate: Person | None = None
     friend: Person | None = None
     order: OrderFact | None = None
     totals: Tally = Tally()
     reason: str | None = None
+    source_event_id: str
     occurred_at: Instant
+    emitted_at: Instant | None = None

@@ -17,8 +17,8 @@ from faust.types import AppT
 
 from agents import envelopes
 from agents.codec import to_json
+from agents.messages import Attribution
 from agents.rules import Stage, StepResult
-from schemas.attribution import AttributionEvent
 from streams.metrics import ATTRIBUTION_LATENCY, ATTRIBUTIONS
 from streams.producer import BatchProducer, Headers, OutRecord
 from streams.settings import Topics
@@ -94,17 +94,17 @@ class Outbox:
                 timestamp=source_timestamp,
             )
 
-    def attributions(
-        self, events: Iterable[AttributionEvent], source_timestamp: float | None
-    ) -> None:
+    def attributions(self, events: Iterable[Attribution], source_timestamp: float | None) -> None:
         """Publish attribution events, and fold each one with a referral back into the
         referral stage (it keeps the lookup view and the friend slot)."""
         now = time.time()
-        emitted_at = {"emitted_at": _utc(now)}
+        emitted_at = _utc(now)
         for event in events:
-            text = event.model_copy(update=emitted_at).model_dump_json()
+            event.emitted_at = emitted_at
+            value = to_json(event)
+            text = value.decode()
             key = event.referral_id.encode() if event.referral_id else None
-            self.send(self._topics.attributions, key, text.encode(), timestamp=source_timestamp)
+            self.send(self._topics.attributions, key, value, timestamp=source_timestamp)
             if event.referral_id:
                 self.forward(
                     Stage.REFERRAL, event.referral_id, envelopes.ATTRIBUTION, text, source_timestamp

@@ -31,7 +31,7 @@ from msgspec.structs import replace
 
 from agents.messages import (
     Advocate,
-    Attributed,
+    Attribution,
     OrderCompleted,
     OrderCustomer,
     OrderFact,
@@ -39,6 +39,7 @@ from agents.messages import (
     Person,
     ReferralCreated,
     SignupCompleted,
+    Tally,
 )
 from agents.state import (
     AdvocateActivity,
@@ -61,10 +62,7 @@ from agents.state import (
 from schemas import events
 from schemas.attribution import (
     AdvocateTotals,
-    AttributionEvent,
     AttributionKind,
-    OrderRef,
-    Totals,
     attribution_event_id,
 )
 from schemas.events import MONEY, decimal_text
@@ -148,7 +146,7 @@ class Forward:
 
 @dataclass(slots=True)
 class StepResult:
-    attributions: list[AttributionEvent] = field(default_factory=list)
+    attributions: list[Attribution] = field(default_factory=list)
     forwards: list[Forward] = field(default_factory=list)
     advocate_totals: list[AdvocateTotals] = field(default_factory=list)
     duplicates: int = 0
@@ -171,19 +169,19 @@ def _attribution(
     *,
     referral: ClaimedReferral | None = None,
     friend: Person | None = None,
-    order: OrderRef | None = None,
-    totals: Totals | None = None,
+    order: OrderFact | None = None,
+    totals: Tally | None = None,
     reason: str | None = None,
-) -> AttributionEvent:
-    return AttributionEvent(
+) -> Attribution:
+    return Attribution(
         attribution_event_id=attribution_event_id(referral_id, kind, source_event_id),
         kind=kind,
         referral_id=referral_id,
         campaign_id=referral.campaign_id if referral else None,
-        advocate=referral.advocate.party() if referral else None,
-        friend=friend.party() if friend else None,
+        advocate=referral.advocate if referral else None,
+        friend=friend,
         order=order,
-        totals=totals or Totals(),
+        totals=totals or Tally(),
         reason=reason,
         source_event_id=source_event_id,
         occurred_at=occurred_at,
@@ -224,7 +222,7 @@ def route(event: events.InputEvent) -> list[Forward]:
 
 def referral_step(
     state: ReferralState | None,
-    message: ReferralCreated | SignupCompleted | Attributed | Expire,
+    message: ReferralCreated | SignupCompleted | Attribution | Expire,
     key: str,
     now: float,
     rules: JoinRules,
@@ -249,7 +247,7 @@ def referral_step(
                 return state, result
             state.held.append(HeldSignup(received_at=now, signup=message))
             _reevaluate_signups(state, now, rules, result)
-        case Attributed():
+        case Attribution():
             _fold_attribution(state, message)
             _forward_revenue(message, result)
             if message.kind in ACTIVITY_KINDS and message.advocate and message.referral_id:
@@ -324,7 +322,7 @@ def _evaluate_signup(
     return False  # the slot's holder is still being decided at the customer stage
 
 
-def _fold_attribution(state: ReferralState, event: Attributed) -> None:
+def _fold_attribution(state: ReferralState, event: Attribution) -> None:
     """Keep the lookup view and the friend slot in step with what the join emitted."""
     state.last_kind = event.kind
     if event.kind == K.FRIEND_SIGNED_UP:
@@ -350,7 +348,7 @@ def _fold_attribution(state: ReferralState, event: Attributed) -> None:
                 state.converted_at = event.occurred_at
 
 
-def _forward_revenue(event: Attributed, result: StepResult) -> None:
+def _forward_revenue(event: Attribution, result: StepResult) -> None:
     """Order attributions move the advocate's total: tell the advocate stage."""
     if event.kind not in (K.REFERRAL_CONVERTED, K.ORDER_ATTRIBUTED, K.ORDER_REFUNDED):
         return
@@ -533,7 +531,7 @@ def _order(
     # Refunds by order only find this order's customer through the order stage (rule 9).
     owner = OrderOwner(order_id=order.order_id, customer_id=state.customer_id)
     result.forwards.append(Forward(Stage.ORDER, order.order_id, owner))
-    ref = OrderRef(order_id=order.order_id, amount=order.amount, currency=order.currency)
+    ref = OrderFact.of(order.order_id, order.amount, order.currency)
     attributed = _within(state.signed_up_at, order.occurred_at, rules.order_window, rules)
     state.orders[order.order_id] = OrderState(
         amount=order.amount,
@@ -572,9 +570,7 @@ def _refund(state: CustomerState, refund: OrderRefunded, result: StepResult) -> 
     amount = min(refund.amount, MONEY.subtract(order.amount, order.refunded))
     order.refunded = MONEY.add(order.refunded, amount)
     net = MONEY.subtract(order.amount, order.refunded)
-    ref = OrderRef(
-        order_id=refund.order_id, amount=amount, currency=refund.currency, net_amount=net
-    )
+    ref = OrderFact.of(refund.order_id, amount, refund.currency, net)
     result.attributions.append(
         _attribution(
             K.ORDER_REFUNDED, state.referral.referral_id, refund.event_id, refund.occurred_at,
@@ -587,7 +583,7 @@ def _refund(state: CustomerState, refund: OrderRefunded, result: StepResult) -> 
 def _release_unmatched(event: OrderCompleted | OrderRefunded, result: StepResult) -> None:
     """Rule 7/11: a named referral that never matched is reported; the rest only counted."""
     if isinstance(event, OrderCompleted) and event.referral_id is not None:
-        ref = OrderRef(order_id=event.order_id, amount=event.amount, currency=event.currency)
+        ref = OrderFact.of(event.order_id, event.amount, event.currency)
         result.attributions.append(
             _attribution(
                 K.ORDER_UNATTRIBUTED, event.referral_id, event.event_id, event.occurred_at,

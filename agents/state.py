@@ -15,7 +15,7 @@ from msgspec import Struct, field
 
 from agents import envelopes
 from agents.messages import (
-    Attributed,
+    Attribution,
     DecimalString,
     Instant,
     OrderCompleted,
@@ -26,7 +26,6 @@ from agents.messages import (
     SignupCompleted,
     Tally,
 )
-from schemas.attribution import Totals
 from schemas.events import MONEY, decimal_text
 
 __all__ = [
@@ -254,7 +253,7 @@ class CustomerState(KeyState, kw_only=True):
     def oldest_hold(self) -> float | None:
         return min((h.received_at for h in self.held), default=None)
 
-    def totals(self) -> Totals:
+    def totals(self) -> Tally:
         """Rule 10: orders not fully refunded; revenue net of refunds, per currency."""
         count = 0
         revenue: dict[str, Decimal] = {}
@@ -266,7 +265,7 @@ class CustomerState(KeyState, kw_only=True):
                 count += 1
             revenue[order.currency] = MONEY.add(revenue.get(order.currency, Decimal(0)), net)
         revenue_text = {c: decimal_text(v) for c, v in sorted(revenue.items())}
-        return Totals(orders=count, revenue=revenue_text)
+        return Tally(count, revenue_text)
 
 
 class EmailState(KeyState, kw_only=True):
@@ -301,6 +300,6 @@ MESSAGES: dict[str, type] = {
     "advocate.revenue": AdvocateRevenue,
     "order.owner": OrderOwner,
     "advocate.activity": AdvocateActivity,
-    envelopes.ATTRIBUTION: Attributed,
+    envelopes.ATTRIBUTION: Attribution,
 }
 """Each kind of message on the stage topics, and the struct it is read as."""

@@ -190,7 +190,8 @@ async def run_join(bench: Bench, workers: int = 1, **extra: str) -> float:
         await asyncio.gather(*(asyncio.to_thread(w.wait_ready, 120) for w in processes))
         started = time.time()
         cpu_before = _cpu_times()
-        if profile := os.environ.get("BENCH_PROFILE"):  # py-spy collapsed stacks of a worker
+        profile = os.environ.get("BENCH_PROFILE")  # py-spy collapsed stacks of a worker
+        if profile and not Path(profile).exists():  # of the first join run only
             spy = str(Path(sys.executable).with_name("py-spy"))
             pid = str(processes[0].process.pid)
             record = ["record", "-p", pid, "-r", "100", "-f", "raw", "-o", profile, "-d", "25"]

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from agents import envelopes
 from agents.codec import decoder, to_json
+from agents.messages import Attribution
 from agents.rules import (
     Expire,
     JoinRules,
@@ -47,8 +48,9 @@ def as_read(message: Any) -> Any:
     ingest, an attribution event folded back, or another stage's struct)."""
     if isinstance(message, Expire):
         return message
-    if isinstance(message, AttributionEvent):
-        return _DECODERS[envelopes.ATTRIBUTION](message.model_dump_json())
+    if isinstance(message, AttributionEvent | Attribution):
+        text = message.model_dump_json() if isinstance(message, BaseModel) else to_json(message)
+        return _DECODERS[envelopes.ATTRIBUTION](text)
     text = message.model_dump_json() if isinstance(message, BaseModel) else to_json(message)
     return _DECODERS[message.type](text)
 
@@ -94,8 +96,8 @@ class JoinSim:
                 self.advocate_totals[totals.advocate.id] = totals
             for forward in result.forwards:
                 queue.append((forward.stage, forward.key, forward.message))
-            for attribution in result.attributions:
-                self.emitted.append(attribution)
+            for attribution in result.attributions:  # as the sinks read them
+                self.emitted.append(AttributionEvent.model_validate_json(to_json(attribution)))
                 if attribution.referral_id is not None:
                     queue.append((Stage.REFERRAL, attribution.referral_id, attribution))
 

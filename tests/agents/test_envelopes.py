@@ -46,7 +46,7 @@ def test_anything_but_a_json_array_is_refused(value):
 
 def test_a_message_decodes_alike_from_its_text_and_from_the_older_object_form():
     from agents.join import decode_message
-    from agents.messages import Attributed, SignupCompleted
+    from agents.messages import Attribution, SignupCompleted
 
     signup = {
         "event_id": "evt_1", "type": "signup.completed", "referral_id": "ref_1",
@@ -67,4 +67,4 @@ def test_a_message_decodes_alike_from_its_text_and_from_the_older_object_form():
     }  # fmt: skip
     as_text = {"k": "ref_1", "t": "attribution", "m": orjson.dumps(attribution).decode()}
     assert decode_message(as_text) == decode_message({"k": "ref_1", "m": attribution})
-    assert isinstance(decode_message(as_text), Attributed)
+    assert isinstance(decode_message(as_text), Attribution)

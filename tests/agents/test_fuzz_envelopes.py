@@ -186,7 +186,10 @@ def _activities(draw) -> AdvocateActivity:
     return AdvocateActivity(
         advocate=Person.of(draw(advocate_totals()).advocate), referral_id=draw(ids),
         kind=draw(st.sampled_from(sorted({"referral_created", *ACTIVITY_KINDS}))),
-        occurred_at=draw(rfc3339())[1], order=None if order is None else OrderFact.of(order),
+        occurred_at=draw(rfc3339())[1],
+        order=None if order is None else OrderFact.of(
+            order.order_id, order.amount, order.currency, order.net_amount
+        ),
     )  # fmt: skip
 
 

@@ -57,6 +57,7 @@ def test_the_join_goes_on_from_old_states_as_if_it_had_never_stopped():
     events = [parse_event(r.value) for r in workload.phase2 if r.valid]
     upgraded.feed(*sorted(events, key=lambda e: (e.occurred_at, e.event_id)))
     upgraded.expire(rules.pending_ttl)
+
     def by_id(events: list) -> list:  # expire ticks go through the keys in table order
         return sorted(events, key=lambda e: e.attribution_event_id)
 
