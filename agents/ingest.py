@@ -95,9 +95,9 @@ async def ingest_batch(records: Sequence[InputRecord], outbox: Outbox) -> None:
             )
             continue
         accepted[record.topic] += 1
-        text = parsed.model_dump_json()
+        message = parsed.model_dump_json().encode()
         for forward in route(parsed):
-            outbox.forward(forward.stage, forward.key, parsed.type, text, record.timestamp)
+            outbox.forward(forward.stage, forward.key, parsed.type, message, record.timestamp)
     await outbox.flush()
     for topic, count in accepted.items():
         EVENTS.labels(topic, "accepted").inc(count)

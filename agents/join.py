@@ -22,8 +22,10 @@ from collections.abc import Callable
 from itertools import repeat
 from typing import Any
 
+import msgspec
 import orjson
 from faust.types import TP, EventT, StreamT
+from msgspec import Raw
 
 from agents import envelopes
 from agents.codec import decoder, from_object, to_json
@@ -93,34 +95,42 @@ _ACCEPTS: dict[Stage, tuple[type, ...]] = {
 }
 """The messages each stage's step function takes; any other is a bad internal message."""
 _LATEST_TIMESTAMP = 253402300799.0  # 9999-12-31T23:59:59Z: the producer's int64 milliseconds
-_TICK = '{"type":"expire"}'  # its text, as entries of the older form carried it
+_TICK = b'{"type":"expire"}'  # its JSON, as entries of the oldest form carried it
 _NOTHING_HELD = b'"held":[]'
 SCAN_CHUNK = 5_000
 """Keys a rebalance's scan reads between two turns of the event loop (~5 ms)."""
 _DECODERS = {kind: decoder(model) for kind, model in MESSAGES.items()}
+_TEXT = msgspec.json.Decoder(str).decode
 
 
-def decode_message(entry: dict[str, Any]) -> Any:
+def decode_message(entry: envelopes.Entry) -> Any:
     """An envelope entry's message: an input event, a claim, an advocate's revenue, an
     expire tick, or an attribution event folded back into the referral stage.
 
-    Its kind ``t`` names the struct that msgspec parses the message's JSON text ``m`` into.
-    Entries from before the kind was added carry the message as a JSON object with a
-    ``type`` (none for an attribution event); a worker still reads those after an upgrade.
+    Its kind ``t`` names the struct that msgspec parses the message's JSON ``m`` into.
+    Entries of earlier versions carry the message's JSON as a JSON string, and entries from
+    before the kind was added a JSON object with a ``type`` (none for an attribution
+    event); a worker still reads both after an upgrade.
     """
-    message = entry["m"]
-    if isinstance(message, str):
-        kind = entry["t"]
-        return Expire() if kind == envelopes.EXPIRE else _DECODERS[kind](message)
-    kind = message.get("type", envelopes.ATTRIBUTION)
-    return Expire() if kind == envelopes.EXPIRE else from_object(MESSAGES[kind], message)
+    kind, raw = entry.t, memoryview(entry.m)
+    if kind is None:
+        message = orjson.loads(raw)
+        if not isinstance(message, dict):
+            raise BadMessage("a message of the oldest form is an object")
+        kind = message.get("type", envelopes.ATTRIBUTION)
+        return Expire() if kind == envelopes.EXPIRE else from_object(MESSAGES[kind], message)
+    if kind == envelopes.EXPIRE:
+        return Expire()
+    if raw[:1] == b'"':  # the message's JSON as a JSON string
+        return _DECODERS[kind](_TEXT(raw))
+    return _DECODERS[kind](raw)
 
 
 class BadMessage(ValueError):
     """An envelope entry that no stage could apply (it is dead-lettered)."""
 
 
-def decode_entry(entry: object, stage: Stage) -> tuple[str, float | None, Any]:
+def decode_entry(entry: envelopes.Entry | Raw, stage: Stage) -> tuple[str, float | None, Any]:
     """An envelope entry's key, source timestamp and message, checked for ``stage``.
 
     Raises (``BadMessage``, or whatever :func:`decode_message` raises) for an entry the
@@ -129,19 +139,15 @@ def decode_entry(entry: object, stage: Stage) -> tuple[str, float | None, Any]:
     number. A number outside the producer's range (Kafka's "no timestamp" is -1 ms) only
     means the source's time is unknown: ``None``.
     """
-    key = entry.get("k") if isinstance(entry, dict) else None
-    if not isinstance(key, str):
-        raise BadMessage("no key")
-    timestamp = entry.get("ts")
-    if timestamp is not None:
-        if isinstance(timestamp, bool) or not isinstance(timestamp, int | float):
-            raise BadMessage("timestamp is not a number")
-        if not 0 <= timestamp <= _LATEST_TIMESTAMP:
-            timestamp = None
+    if not isinstance(entry, envelopes.Entry):
+        raise BadMessage("not an entry: a key, a numeric timestamp, a kind and a message")
+    timestamp = entry.ts
+    if timestamp is not None and not 0 <= timestamp <= _LATEST_TIMESTAMP:
+        timestamp = None
     message = decode_message(entry)
     if not isinstance(message, _ACCEPTS[stage]):
         raise BadMessage(f"{type(message).__name__} does not belong on the {stage} stage")
-    return key, timestamp, message
+    return entry.k, timestamp, message
 
 
 class SkippedRecords(RuntimeError):
@@ -189,7 +195,7 @@ class JoinStage:
     async def process(self, events: list[EventT], outbox: Outbox) -> None:
         """Apply a batch of envelopes, at most ``batch_size`` entries at a time (an envelope
         carries hundreds, and a batch's states, outputs and records are all in memory)."""
-        chunk: list[tuple[dict[str, Any], EventT]] = []
+        chunk: list[tuple[envelopes.Entry | Raw, EventT]] = []
         for event in self.in_order(events):
             try:
                 entries = envelopes.unpack(event.message.value)
@@ -222,14 +228,16 @@ class JoinStage:
         self.next_offsets = next_offsets
         return fresh
 
-    async def _apply(self, chunk: list[tuple[dict[str, Any], EventT]], outbox: Outbox) -> None:
+    async def _apply(
+        self, chunk: list[tuple[envelopes.Entry | Raw, EventT]], outbox: Outbox
+    ) -> None:
         now = time.time()
         groups: dict[str, list[tuple[float | None, Any, EventT]]] = {}
         for entry, event in chunk:
             try:
                 key, timestamp, message = decode_entry(entry, self.stage)
             except Exception as exc:  # a bad message never escapes the agent
-                self._dead_letter(event, _entry_bytes(entry, event), exc, outbox)
+                self._dead_letter(event, _entry_bytes(entry), exc, outbox)
                 continue
             groups.setdefault(key, []).append((timestamp, message, event))
         writes: list[tuple[bytes, bytes, int]] = []
@@ -330,13 +338,9 @@ class JoinStage:
         )
 
 
-def _entry_bytes(entry: Any, event: EventT) -> bytes:
-    """A bad entry as JSON for its dead letter; or, nested deeper than orjson writes (255
-    levels, while it reads 1,024), the whole record that carried it."""
-    try:
-        return orjson.dumps(entry)
-    except orjson.JSONEncodeError:
-        return event.message.value or b""
+def _entry_bytes(entry: envelopes.Entry | Raw) -> bytes:
+    """A bad entry as JSON for its dead letter (as it was in the envelope)."""
+    return bytes(entry) if isinstance(entry, Raw) else to_json(entry)
 
 
 def _stage(stage: Stage, table: DurableTable, step: Callable[..., Any], state: type) -> JoinStage:

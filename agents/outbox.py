@@ -68,9 +68,9 @@ class Outbox:
         self._records.append(OutRecord(topic, key, value, timestamp, headers))
 
     def forward(
-        self, stage: str, key: str, kind: str, message: str, timestamp: float | None
+        self, stage: str, key: str, kind: str, message: bytes, timestamp: float | None
     ) -> None:
-        """Queue a message of ``kind`` (its JSON text) for ``stage``'s ``key``."""
+        """Queue a message of ``kind`` (its JSON) for ``stage``'s ``key``."""
         queued = self._entries.setdefault(self._stage_topics[stage], [])
         queued.append((key.encode(), envelopes.entry(key, kind, message, timestamp)))
 
@@ -80,8 +80,7 @@ class Outbox:
         for forward in result.forwards:
             message = forward.message
             self.forward(
-                forward.stage, forward.key, message.type, to_json(message).decode(),
-                source_timestamp,
+                forward.stage, forward.key, message.type, to_json(message), source_timestamp,
             )  # fmt: skip
         if result.attributions:
             self.attributions(result.attributions, source_timestamp)
@@ -102,12 +101,15 @@ class Outbox:
         for event in events:
             event.emitted_at = emitted_at
             value = to_json(event)
-            text = value.decode()
             key = event.referral_id.encode() if event.referral_id else None
             self.send(self._topics.attributions, key, value, timestamp=source_timestamp)
             if event.referral_id:
                 self.forward(
-                    Stage.REFERRAL, event.referral_id, envelopes.ATTRIBUTION, text, source_timestamp
+                    Stage.REFERRAL,
+                    event.referral_id,
+                    envelopes.ATTRIBUTION,
+                    value,
+                    source_timestamp,
                 )
             ATTRIBUTIONS.labels(event.kind.value).inc()
             if source_timestamp:

@@ -116,6 +116,7 @@ def test_states_and_messages_of_the_pydantic_form_are_read_and_written_alike():
 
     import orjson
 
+    from agents import envelopes
     from agents.codec import decoder, to_json
     from agents.join import decode_message
     from agents.rules import JoinRules
@@ -129,9 +130,13 @@ def test_states_and_messages_of_the_pydantic_form_are_read_and_written_alike():
     new = orjson.loads(to_json(state))
     assert new == {k: v for k, v in old.items() if k not in ("seen", "held")}
 
-    message = decode_message({"k": "adv_1", "t": "advocate.activity", "m": OLD_ACTIVITY})
+    entries = [
+        {"k": "adv_1", "t": "advocate.activity", "m": OLD_ACTIVITY},
+        {"k": "adv_1", "m": orjson.loads(OLD_ACTIVITY)},
+    ]
+    message, older = (decode_message(e) for e in envelopes.unpack(orjson.dumps(entries)))
     assert isinstance(message, AdvocateActivity)
-    assert message == decode_message({"k": "adv_1", "m": orjson.loads(OLD_ACTIVITY)})
+    assert message == older
     state, _ = advocate_step(state, message, "adv_1", 0.0, JoinRules())
     assert state.referrals["ref_1"].orders["ord_1"].net == "100"
     assert orjson.loads(to_json(message)) == orjson.loads(OLD_ACTIVITY)  # the offset kept

@@ -4,36 +4,37 @@ import pytest
 from agents import envelopes
 
 
-def test_entries_round_trip_with_their_key_timestamp_kind_and_message_text():
+def test_entries_round_trip_with_their_key_timestamp_kind_and_message():
     claim = b'{"type":"claim","note":"a \\"quoted\\" caf\xc3\xa9"}'
     items = [
-        envelopes.entry("ref_1", "claim", claim.decode(), 1700000000.5),
-        envelopes.entry('quote"and\\slash', "expire", '{"type":"expire"}', None),
+        envelopes.entry("ref_1", "claim", claim, 1700000000.5),
+        envelopes.entry('quote"and\\slash', "expire", b'{"type":"expire"}', None),
     ]
     (packed,) = envelopes.pack(items)
-    assert envelopes.unpack(packed) == [
-        {"k": "ref_1", "ts": 1700000000.5, "t": "claim", "m": claim.decode()},
-        {"k": 'quote"and\\slash', "ts": None, "t": "expire", "m": '{"type":"expire"}'},
+    got = [(e.k, e.ts, e.t, bytes(e.m)) for e in envelopes.unpack(packed)]
+    assert got == [
+        ("ref_1", 1700000000.5, "claim", claim),
+        ('quote"and\\slash', None, "expire", b'{"type":"expire"}'),
     ]
-    assert orjson.loads(envelopes.unpack(packed)[0]["m"])["note"] == 'a "quoted" café'
+    assert orjson.loads(packed)[0]["m"]["note"] == 'a "quoted" café'  # embedded, not a string
 
 
 def test_pack_splits_at_the_limit_and_keeps_the_order():
     items = [
-        envelopes.entry(f"k{i}", "claim", orjson.dumps({"i": i, "pad": "x" * 50}).decode(), None)
+        envelopes.entry(f"k{i}", "claim", orjson.dumps({"i": i, "pad": "x" * 50}), None)
         for i in range(40)
     ]
     packed = list(envelopes.pack(items, limit=1000))
     assert len(packed) > 1
     assert all(len(p) <= 1000 for p in packed)
-    assert [orjson.loads(e["m"])["i"] for p in packed for e in envelopes.unpack(p)] == list(
+    assert [orjson.loads(bytes(e.m))["i"] for p in packed for e in envelopes.unpack(p)] == list(
         range(40)
     )
 
 
 def test_one_entry_larger_than_the_limit_travels_alone():
-    big = envelopes.entry("k", "claim", orjson.dumps({"pad": "x" * 5000}).decode(), None)
-    small = envelopes.entry("s", "claim", "{}", None)
+    big = envelopes.entry("k", "claim", orjson.dumps({"pad": "x" * 5000}), None)
+    small = envelopes.entry("s", "claim", b"{}", None)
     packed = list(envelopes.pack([small, big, small], limit=1000))
     assert [len(envelopes.unpack(p)) for p in packed] == [1, 1, 1]
 
@@ -44,7 +45,17 @@ def test_anything_but_a_json_array_is_refused(value):
         envelopes.unpack(value)
 
 
-def test_a_message_decodes_alike_from_its_text_and_from_the_older_object_form():
+def test_a_bad_entry_comes_back_raw_and_costs_only_itself():
+    good = envelopes.entry("ref_1", "claim", b"{}", None)
+    (packed,) = envelopes.pack([good, b'{"k":1,"m":{}}', good])
+    first, bad, last = envelopes.unpack(packed)
+    assert first == last and isinstance(first, envelopes.Entry)
+    assert not isinstance(bad, envelopes.Entry) and bytes(bad) == b'{"k":1,"m":{}}'
+
+
+def test_a_message_decodes_alike_in_all_three_forms_of_entry():
+    """Embedded JSON (now), its text as a JSON string (before), an object naming its
+    ``type`` without a kind (before that): a worker upgraded in place reads all three."""
     from agents.join import decode_message
     from agents.messages import Attribution, SignupCompleted
 
@@ -53,18 +64,20 @@ def test_a_message_decodes_alike_from_its_text_and_from_the_older_object_form():
         "occurred_at": "2026-09-11T10:00:00Z",
         "customer": {"id": "cus_1", "email": "friend@example.com"},
     }  # fmt: skip
-    text = orjson.dumps(signup).decode()
-    (entry,) = envelopes.unpack(
-        b"[" + envelopes.entry("ref_1", "signup.completed", text, None) + b"]"
-    )
-    new, old = decode_message(entry), decode_message({"k": "ref_1", "m": signup})
-    assert new == old
-    assert new.customer.email == "friend@example.com"
-    assert isinstance(new, SignupCompleted)
     attribution = {
         "attribution_event_id": "a_1", "kind": "friend_signed_up", "referral_id": "ref_1",
         "source_event_id": "evt_1", "occurred_at": "2026-09-11T10:00:00Z",
     }  # fmt: skip
-    as_text = {"k": "ref_1", "t": "attribution", "m": orjson.dumps(attribution).decode()}
-    assert decode_message(as_text) == decode_message({"k": "ref_1", "m": attribution})
-    assert isinstance(decode_message(as_text), Attribution)
+    for kind, message, struct in (
+        ("signup.completed", signup, SignupCompleted),
+        ("attribution", attribution, Attribution),
+    ):
+        text = orjson.dumps(message).decode()
+        forms = [
+            {"k": "ref_1", "ts": None, "t": kind, "m": message},
+            {"k": "ref_1", "ts": None, "t": kind, "m": text},
+            {"k": "ref_1", "m": message},
+        ]
+        decoded = [decode_message(e) for e in envelopes.unpack(orjson.dumps(forms))]
+        assert isinstance(decoded[0], struct)
+        assert decoded == [decoded[0]] * 3
