@@ -26,6 +26,7 @@ from schemas.events import EMAIL_MAX_LENGTH, EMAIL_PATTERN, decimal_text, parse_
 
 __all__ = [
     "Advocate",
+    "AdvocateTotal",
     "Attribution",
     "Customer",
     "DecimalString",
@@ -181,4 +182,16 @@ class Attribution(Struct, kw_only=True):
     reason: str | None = None
     source_event_id: str
     occurred_at: Instant
+    emitted_at: Instant | None = None
+
+
+class AdvocateTotal(Struct, kw_only=True):
+    """An advocate's revenue over all their referrals as the advocate stage publishes it:
+    the fields, order and JSON of ``schemas.attribution.AdvocateTotals`` (the CRM sink
+    reads it)."""
+
+    advocate: Person
+    referral_revenue_generated: dict[str, DecimalString]
+    converted_referrals: int
+    source_attribution_event_id: str
     emitted_at: Instant | None = None

@@ -85,13 +85,10 @@ class Outbox:
         if result.attributions:
             self.attributions(result.attributions, source_timestamp)
         for totals in result.advocate_totals:
-            value = totals.model_copy(update={"emitted_at": _utc(time.time())})
-            self.send(
-                self._topics.advocate_totals,
-                totals.advocate.id.encode(),
-                value.model_dump_json().encode(),
-                timestamp=source_timestamp,
-            )
+            totals.emitted_at = _utc(time.time())
+            key = (totals.advocate.id or "").encode()  # never "": AdvocateRevenue checks it
+            value = to_json(totals)
+            self.send(self._topics.advocate_totals, key, value, timestamp=source_timestamp)
 
     def attributions(self, events: Iterable[Attribution], source_timestamp: float | None) -> None:
         """Publish attribution events, and fold each one with a referral back into the

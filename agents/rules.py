@@ -31,6 +31,7 @@ from msgspec.structs import replace
 
 from agents.messages import (
     Advocate,
+    AdvocateTotal,
     Attribution,
     OrderCompleted,
     OrderCustomer,
@@ -61,7 +62,6 @@ from agents.state import (
 )
 from schemas import events
 from schemas.attribution import (
-    AdvocateTotals,
     AttributionKind,
     attribution_event_id,
 )
@@ -148,7 +148,7 @@ class Forward:
 class StepResult:
     attributions: list[Attribution] = field(default_factory=list)
     forwards: list[Forward] = field(default_factory=list)
-    advocate_totals: list[AdvocateTotals] = field(default_factory=list)
+    advocate_totals: list[AdvocateTotal] = field(default_factory=list)
     duplicates: int = 0
     dropped: list[Released] = field(default_factory=list)
     """Events released without any output (e.g. orders of never-referred customers)."""
@@ -408,8 +408,8 @@ def advocate_step(
         for currency, amount in revenue.items():
             total[currency] = MONEY.add(total.get(currency, Decimal(0)), Decimal(amount))
     result.advocate_totals.append(
-        AdvocateTotals(
-            advocate=message.advocate.party(),
+        AdvocateTotal(
+            advocate=message.advocate,
             referral_revenue_generated={c: decimal_text(v) for c, v in sorted(total.items())},
             converted_referrals=len(state.revenue),
             source_attribution_event_id=message.attribution_event_id,

@@ -92,8 +92,9 @@ class JoinSim:
             table[key] = state
             self.duplicates += result.duplicates
             self.dropped.extend(result.dropped)
-            for totals in result.advocate_totals:
-                self.advocate_totals[totals.advocate.id] = totals
+            for totals in result.advocate_totals:  # as the CRM sink reads them
+                total = AdvocateTotals.model_validate_json(to_json(totals))
+                self.advocate_totals[total.advocate.id] = total
             for forward in result.forwards:
                 queue.append((forward.stage, forward.key, forward.message))
             for attribution in result.attributions:  # as the sinks read them

@@ -4,15 +4,23 @@ with it), and an input event read back off a stage topic loses nothing."""
 
 from __future__ import annotations
 
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agents.codec import to_json
-from agents.messages import Attribution
+from agents.messages import AdvocateTotal, Attribution
 from dev.join_sim import as_read
 from schemas.attribution import AttributionEvent
 from schemas.events import parse_event
-from tests.strategies import FUZZ, attribution_events, encode, input_events, rfc3339
+from tests.strategies import (
+    FUZZ,
+    advocate_totals,
+    attribution_events,
+    encode,
+    input_events,
+    rfc3339,
+)
 
 
 @settings(FUZZ, max_examples=300)
@@ -31,3 +39,11 @@ def test_an_attribution_is_written_as_the_pydantic_model_writes_it(event, emitte
 def test_an_input_event_read_back_by_a_stage_is_the_event_ingest_validated(raw):
     event = parse_event(encode(raw))
     assert parse_event(to_json(as_read(event))) == event
+
+
+@settings(FUZZ, max_examples=200)
+@given(totals=advocate_totals(), emitted=st.one_of(st.none(), rfc3339()))
+def test_an_advocate_total_is_written_as_the_pydantic_model_writes_it(totals, emitted):
+    totals = totals.model_copy(update={"emitted_at": emitted and emitted[1]})
+    struct = msgspec.json.decode(totals.model_dump_json(), type=AdvocateTotal)
+    assert to_json(struct) == totals.model_dump_json().encode()
