@@ -1,0 +1,80 @@
+"""Acknowledged changelog records applied to RocksDB (``streams.tables.write_acknowledged``):
+what Faust's own store then reads, the values and each partition's persisted offset."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from rocksdict import Options, Rdict
+
+from streams.producer import OutRecord
+from streams.tables import write_acknowledged
+
+OFFSET_KEY = b"__faust\0offset__"  # faust.stores.rocksdb.Store.offset_key
+
+
+def test_records_and_each_partition_s_offset_are_written_together(tmp_path):
+    dbs = {p: Rdict(str(tmp_path / f"p{p}"), options=Options(raw_mode=True)) for p in (0, 1)}
+    dbs[0][b"gone"] = b"old"
+    records = [
+        OutRecord("changelog", b"a", b"1", partition=0, offset=10),
+        OutRecord("changelog", b"b", b"2", partition=1, offset=4),
+        OutRecord("changelog", b"gone", None, partition=0, offset=11),
+        OutRecord("changelog", b"a", b"3", partition=0, offset=12),
+    ]
+    write_acknowledged(dbs.__getitem__, OFFSET_KEY, records)
+    assert dbs[0].get(b"a") == b"3"  # the later record of a key wins
+    assert dbs[0].get(b"gone") is None
+    assert dbs[1].get(b"b") == b"2"
+    # as Store.persisted_offset reads it: int() of the stored bytes
+    assert [int(dbs[p][OFFSET_KEY]) for p in (0, 1)] == [12, 4]
+    for db in dbs.values():
+        db.close()
+
+
+class AckingProducer:
+    """Acknowledges every record with the next offset, as the broker would."""
+
+    def __init__(self) -> None:
+        self.offset = 0
+
+    async def send_all(self, records: list[OutRecord]) -> None:
+        for record in records:
+            record.offset, self.offset = self.offset, self.offset + 1
+
+
+@pytest.fixture
+def table(monkeypatch):
+    """The orders table on a memory store (a RocksDB store would open files in ./data)."""
+    from faust.stores.memory import Store as MemoryStore
+
+    from streams import tables
+    from streams.app import app
+
+    table = tables.orders
+    monkeypatch.setattr(table, "_data", MemoryStore("memory://", app=app, table=table))
+    table.forget()
+    yield table
+    table.forget()
+
+
+def test_a_table_reads_what_it_wrote_from_memory_until_a_rebalance(table):
+    asyncio.run(table.write(AckingProducer(), [(b"o1", b"v1", 0), (b"o2", b"v2", 1)]))
+    assert (table.read(b"o1", 0), table.read(b"o2", 1)) == (b"v1", b"v2")
+    table.data.data[b"o1"] = b"behind the stage's back"  # only a rebalance lets this happen
+    assert table.read(b"o1", 0) == b"v1"
+    asyncio.run(table.on_rebalance(set(), set(), set()))
+    assert table.read(b"o1", 0) == b"behind the stage's back"
+
+
+def test_the_values_kept_in_memory_stay_within_their_budget(table, monkeypatch):
+    from streams import tables
+
+    monkeypatch.setattr(tables, "RECENT_BYTES", 1000)
+    items = [(f"k{i}".encode(), b"x" * 100, 0) for i in range(30)]
+    asyncio.run(table.write(AckingProducer(), items))
+    assert table._recent_bytes <= 1000
+    assert list(table._recent) == [f"k{i}".encode() for i in range(20, 30)]  # the latest
+    table.data.data[b"k0"] = b"from the store"
+    assert table.read(b"k0", 0) == b"from the store"
