@@ -22,7 +22,16 @@ from collections.abc import Iterable, Iterator
 import msgspec
 from msgspec import Raw, Struct
 
-__all__ = ["ATTRIBUTION", "EXPIRE", "MAX_ENVELOPE_BYTES", "Entry", "entry", "pack", "unpack"]
+__all__ = [
+    "ATTRIBUTION",
+    "EXPIRE",
+    "MAX_ENVELOPE_BYTES",
+    "Entry",
+    "entry",
+    "entry_bytes",
+    "pack",
+    "unpack",
+]
 
 MAX_ENVELOPE_BYTES = 256 * 1024
 ATTRIBUTION = "attribution"
@@ -83,6 +92,11 @@ def unpack(value: bytes | None) -> list[Entry | Raw]:
     except (msgspec.DecodeError, RecursionError):
         raise ValueError("not an envelope: a JSON array of {k, ts, t, m} entries") from None
     return [_entry_or_raw(raw) for raw in raws]
+
+
+def entry_bytes(value: bytes, index: int) -> bytes:
+    """The ``index``-th entry of an envelope as it was written (for its dead letter)."""
+    return bytes(_ENTRIES.decode(value)[index])
 
 
 def _entry_or_raw(raw: Raw) -> Entry | Raw:

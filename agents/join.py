@@ -195,14 +195,14 @@ class JoinStage:
     async def process(self, events: list[EventT], outbox: Outbox) -> None:
         """Apply a batch of envelopes, at most ``batch_size`` entries at a time (an envelope
         carries hundreds, and a batch's states, outputs and records are all in memory)."""
-        chunk: list[tuple[envelopes.Entry | Raw, EventT]] = []
+        chunk: list[tuple[envelopes.Entry | Raw, EventT, int]] = []
         for event in self.in_order(events):
             try:
                 entries = envelopes.unpack(event.message.value)
             except ValueError as exc:  # a bad record never escapes the agent
                 self._dead_letter(event, event.message.value, exc, outbox)
                 continue
-            chunk.extend(zip(entries, repeat(event)))
+            chunk.extend(zip(entries, repeat(event), range(len(entries))))
             if len(chunk) >= self.batch_size:
                 await self._apply(chunk, outbox)
                 chunk = []
@@ -229,15 +229,15 @@ class JoinStage:
         return fresh
 
     async def _apply(
-        self, chunk: list[tuple[envelopes.Entry | Raw, EventT]], outbox: Outbox
+        self, chunk: list[tuple[envelopes.Entry | Raw, EventT, int]], outbox: Outbox
     ) -> None:
         now = time.time()
         groups: dict[str, list[tuple[float | None, Any, EventT]]] = {}
-        for entry, event in chunk:
+        for entry, event, index in chunk:
             try:
                 key, timestamp, message = decode_entry(entry, self.stage)
             except Exception as exc:  # a bad message never escapes the agent
-                self._dead_letter(event, _entry_bytes(entry), exc, outbox)
+                self._dead_letter(event, _entry_bytes(entry, event, index), exc, outbox)
                 continue
             groups.setdefault(key, []).append((timestamp, message, event))
         writes: list[tuple[bytes, bytes, int]] = []
@@ -338,9 +338,11 @@ class JoinStage:
         )
 
 
-def _entry_bytes(entry: envelopes.Entry | Raw) -> bytes:
-    """A bad entry as JSON for its dead letter (as it was in the envelope)."""
-    return bytes(entry) if isinstance(entry, Raw) else to_json(entry)
+def _entry_bytes(entry: envelopes.Entry | Raw, event: EventT, index: int) -> bytes:
+    """A bad entry for its dead letter, as it was in its envelope."""
+    if isinstance(entry, Raw):
+        return bytes(entry)
+    return envelopes.entry_bytes(event.message.value, index)
 
 
 def _stage(stage: Stage, table: DurableTable, step: Callable[..., Any], state: type) -> JoinStage:

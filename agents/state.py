@@ -72,6 +72,11 @@ class KeyState(Struct, kw_only=True):
         if isinstance(self.seen, list):
             self.seen = dict.fromkeys(self.seen, _UNSTAMPED)
 
+    def oldest_hold(self) -> float | None:
+        """When the oldest event the key holds arrived (processing time); None: none."""
+        held = self.held  # type: ignore[attr-defined]  # every stage's state holds some
+        return min(h.received_at for h in held) if held else None
+
     def remember(self, event_id: str, now: float, ttl: float) -> bool:
         """Record ``event_id``; False when it was already processed (rule 1). Ids older
         than ``ttl`` seconds of processing time are forgotten (rule 13)."""
@@ -226,9 +231,6 @@ class ReferralState(KeyState, kw_only=True):
     converted_at: Instant | None = None
     last_kind: str | None = None
 
-    def oldest_hold(self) -> float | None:
-        return min((h.received_at for h in self.held), default=None)
-
 
 class OrderState(Struct, kw_only=True):
     amount: Decimal
@@ -249,9 +251,6 @@ class CustomerState(KeyState, kw_only=True):
     converted: bool = False
     converted_at: Instant | None = None
     held: list[HeldOrderEvent] = []
-
-    def oldest_hold(self) -> float | None:
-        return min((h.received_at for h in self.held), default=None)
 
     def totals(self) -> Tally:
         """Rule 10: orders not fully refunded; revenue net of refunds, per currency."""
@@ -275,9 +274,6 @@ class EmailState(KeyState, kw_only=True):
     candidates: dict[str, Instant] = {}
     held: list[HeldSignup] = []
 
-    def oldest_hold(self) -> float | None:
-        return min((h.received_at for h in self.held), default=None)
-
 
 class OrderIndexState(KeyState, kw_only=True):
     """Keyed by order_id: the customer of a referred friend's order, and refunds without a
@@ -286,9 +282,6 @@ class OrderIndexState(KeyState, kw_only=True):
     order_id: str
     customer_id: str | None = None
     held: list[HeldOrderEvent] = []
-
-    def oldest_hold(self) -> float | None:
-        return min((h.received_at for h in self.held), default=None)
 
 
 MESSAGES: dict[str, type] = {

@@ -383,6 +383,8 @@ def read(entry: dict) -> Any:
         (Stage.ADVOCATE, {"k": "adv_1", "ts": None, "t": "expire", "m": '{"type":"expire"}'}),
         # totals published under the advocate's id, which it lacked (AttributeError)
         (Stage.ADVOCATE, entry_of("advocate.revenue", NAMELESS)),
+        # an entry of the oldest form (no kind) is dead-lettered as it was written
+        (Stage.REFERRAL, {"k": "ref_1", "ts": None, "m": {"type": "claim"}}),
         # a timestamp that is not a number reached the latency metric and the producer
         (Stage.REFERRAL, entry_of("signup.completed", SIGNUP, ts="1700000000")),
         (Stage.REFERRAL, entry_of("signup.completed", SIGNUP, ts=[1])),
