@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from schemas.attribution import AdvocateTotals, AttributionEvent
@@ -40,9 +40,20 @@ class Batch:
     def pairs(self) -> Iterator[tuple[Item, bytes]]:
         return zip(self.items, self.parts, strict=True)
 
-    def split(self) -> tuple[Batch, Batch]:
-        half = len(self.items) // 2
+    def split(self, key: Callable[[Item], object] = lambda item: None) -> tuple[Batch, Batch]:
+        """Two halves, cut where the ordering ``key`` changes nearest the middle, so that
+        one key's records stay together where they can (they are contiguous: the delivery
+        layer groups them). Records without a key (``None``) may be cut anywhere."""
+        keys = [key(item) for item in self.items]
+        count, middle = len(keys), len(keys) // 2
+        cut = middle
+        for distance in range(count):
+            candidates = (c for c in (middle - distance, middle + distance) if 0 < c < count)
+            found = [c for c in candidates if keys[c - 1] is None or keys[c - 1] != keys[c]]
+            if found:
+                cut = found[0]
+                break
         return (
-            Batch(self.items[:half], self.parts[:half]),
-            Batch(self.items[half:], self.parts[half:]),
+            Batch(self.items[:cut], self.parts[:cut]),
+            Batch(self.items[cut:], self.parts[cut:]),
         )

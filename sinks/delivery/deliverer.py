@@ -218,9 +218,17 @@ class Deliverer:
 
     async def _permanent(self, chunk: Batch, exc: PermanentError, attempts: int, first: float):
         if len(chunk) > 1:  # find the bad records: halves are retried on their own
+            key = self.sink.ordering_key
+            first, second = chunk.split(key)
+            if {key(i) for i in first} & {key(i) for i in second} - {None}:
+                # one key's records on both sides (a chunk of one contact): in their order,
+                # or the earlier update could land last and stay
+                await self._request(first)
+                await self._request(second)
+                return
             async with asyncio.TaskGroup() as halves:
-                for half in chunk.split():
-                    halves.create_task(self._request(half))
+                halves.create_task(self._request(first))
+                halves.create_task(self._request(second))
             return
         failure = Failure(exc.reason, exc.message, exc.status, attempts, first, time.time())
         await self.dead_letters.put(chunk.items[0], failure)

@@ -167,3 +167,50 @@ async def test_a_cancelled_probe_leaves_the_circuit_to_the_next_caller():
     sink.hang = False
     await asyncio.wait_for(deliverer.deliver(items(attribution(2))), 5)
     assert deliverer.breaker.state is State.CLOSED
+
+
+class KeyedVendor(StrictVendor):
+    """A strict vendor whose records are updates of a few keys (contacts): it keeps each
+    key's last accepted update, and answers requests holding an early update slowly, so
+    that halves sent side by side would land out of order."""
+
+    def __init__(self, bad: set[str], slow: set[str]) -> None:
+        super().__init__(fast(HUBSPOT_POLICY), bad)
+        self.slow = slow
+        self.last: dict[str, str] = {}
+
+    def ordering_key(self, item: Item) -> str | None:
+        return item.event.friend.email
+
+    async def write(self, batch: Batch) -> WriteResult:
+        ids = [item.event.referral_id for item in batch]
+        if self.slow.intersection(ids):
+            await asyncio.sleep(0.05)
+        result = await super().write(batch)
+        for item in batch:
+            self.last[item.event.friend.email] = item.event.referral_id
+        return result
+
+
+@pytest.mark.parametrize("size", [2, 3, 4, 5, 8, 9])
+async def test_a_split_never_lets_an_earlier_update_of_a_key_land_last(size):
+    """One contact's updates in a refused request, wherever the cut falls: the last one
+    accepted is the latest (the integration test of permanent errors once found a friend's
+    contact left at its order's total after the refund's)."""
+    for bad_at in range(size):
+        for group in range(1, size + 1):  # the first `group` records update one contact
+            events = []
+            for n in range(size):
+                event = attribution(n)
+                if n < group:
+                    friend = event.friend.model_copy(update={"email": "same@example.com"})
+                    event = event.model_copy(update={"friend": friend})
+                events.append(event)
+            bad = {f"ref_{bad_at}"}
+            vendor = KeyedVendor(bad, slow={"ref_0"})
+            dlq = RecordingDLQ("strict")
+            deliverer = Deliverer(vendor, dlq)
+            await asyncio.wait_for(deliverer.deliver(items(*events)), BOUND_SECONDS)
+            accepted_same = [f"ref_{n}" for n in range(group) if f"ref_{n}" not in bad]
+            if accepted_same:
+                assert vendor.last["same@example.com"] == accepted_same[-1], (bad_at, group)
