@@ -26,7 +26,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from agents.outbox import Outbox, crash_on_error
 from agents.rules import route
 from schemas.events import InvalidEvent, parse_event
-from streams.app import app, producer, settings
+from streams.app import app, producer, producers, settings
 from streams.group_consumer import group_consumer
 from streams.metrics import EVENTS
 from streams.topics import STAGE_TOPICS, ensure_topic
@@ -124,7 +124,7 @@ class IngestConsumer:
             settings, self.topics, self.group, settings.batch_size
         )
         await consumer.start()
-        outbox = Outbox(producer, settings.topics, STAGE_TOPICS)
+        outbox = Outbox(producer("ingest"), settings.topics, STAGE_TOPICS)
         pending: dict[TopicPartition, int] = {}
         last_commit = time.monotonic()
         try:
@@ -159,12 +159,14 @@ class IngestConsumer:
 
 
 async def _prepare_outputs() -> None:
-    """Create every topic the join writes and let its producer learn them all, before ingest
-    makes any work for it (``BatchProducer.prepare``)."""
+    """Create every topic the join writes and let every writer's producer learn them all,
+    before ingest makes any work for it (``BatchProducer.prepare``)."""
     outputs = [*STAGE_TOPICS.values(), _t.attributions, _t.advocate_totals, _t.dlq_invalid]
     for topic in outputs:
         await ensure_topic(topic)
-    await producer.prepare([*outputs, *app.tables.changelog_topics])
+    producer("ingest")
+    for each in producers():  # ingest's and the join stages'
+        await each.prepare([*outputs, *app.tables.changelog_topics])
 
 
 INGEST = IngestConsumer()

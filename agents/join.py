@@ -178,6 +178,8 @@ class JoinStage:
         self.stage = stage
         self.batch_size = batch_size
         self.table = table
+        self.producer = producer(f"join-{stage}")
+        """Sends the stage's outputs and table writes (and its sweeps' releases)."""
         self.step = step
         self.state_type = state_type
         self.decode_state = decoder(state_type)
@@ -255,7 +257,7 @@ class JoinStage:
                 states[key] = state
                 writes.append((raw_key, to_json(state), partition))
         await outbox.flush()  # outputs first: a crash may repeat them, never lose them
-        await self.table.write(producer, writes)  # durable before take_events acks the batch
+        await self.table.write(self.producer, writes)  # durable before take_events acks it
         for key, state in states.items():
             self._track(key, state)
         PENDING.set(sum(stage.held_total for stage in STAGES.values()))
@@ -358,8 +360,8 @@ STAGES: dict[Stage, JoinStage] = {
 }
 
 
-def _outbox() -> Outbox:
-    return Outbox(producer, settings.topics, STAGE_TOPICS)
+def _outbox(stage: JoinStage) -> Outbox:
+    return Outbox(stage.producer, settings.topics, STAGE_TOPICS)
 
 
 async def _run(stage: JoinStage, stream: StreamT) -> None:
@@ -367,7 +369,7 @@ async def _run(stage: JoinStage, stream: StreamT) -> None:
     batch ends, even one that raised, and Faust would then commit past records never
     applied; an extra reference held on each record while the batch runs, and released only
     once it has succeeded, keeps a failed batch unacknowledged."""
-    outbox = _outbox()
+    outbox = _outbox(stage)
     takes = STAGE_BUFFER_ENVELOPES // 2  # envelopes, each of up to hundreds of entries
     async for events in stream.take_events(takes, settings.batch_linger_seconds):
         for event in events:
@@ -408,9 +410,8 @@ _SWEEP_SECONDS = min(30.0, max(0.5, settings.pending_ttl_seconds / 10))
 
 @app.timer(_SWEEP_SECONDS)
 async def release_held_events() -> None:
-    outbox = _outbox()
     for stage in STAGES.values():
-        await stage.sweep(outbox)
+        await stage.sweep(_outbox(stage))
 
 
 @app.on_rebalance_complete.connect

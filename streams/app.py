@@ -16,7 +16,7 @@ from streams.logs import quiet_aiokafka
 from streams.producer import BatchProducer
 from streams.settings import BrokerCompat, Settings, get_settings
 
-__all__ = ["app", "faust_options", "main", "producer", "settings", "tune_gc"]
+__all__ = ["app", "faust_options", "main", "producer", "producers", "settings", "tune_gc"]
 
 
 def faust_options(settings: Settings) -> dict[str, Any]:
@@ -65,20 +65,38 @@ rebalance.install()  # re-read what a rebalance dropped on uncommitted partition
 if settings.broker_compat is BrokerCompat.TANSU:
     tansu.install(settings.kafka)
 
-producer = BatchProducer(
-    settings.kafka,
-    **(
-        {"request_timeout_ms": tansu.PRODUCER_REQUEST_TIMEOUT_MS}
-        if settings.broker_compat is BrokerCompat.TANSU
-        else {}
-    ),
+_producer_options = (
+    {"request_timeout_ms": tansu.PRODUCER_REQUEST_TIMEOUT_MS}
+    if settings.broker_compat is BrokerCompat.TANSU
+    else {}
 )
-"""Sends the agents' outputs and table writes in per-partition batches."""
+_producers: dict[str, BatchProducer] = {}
+
+
+def producer(writer: str) -> BatchProducer:
+    """The producer of ``writer`` (ingest, a join stage, the sweeps): it sends the writer's
+    outputs and table writes in per-partition batches.
+
+    Each writer has its own, on a connection of its own: aiokafka keeps one produce request
+    in flight per broker connection, and a writer waits for each of its sends anyway, so
+    writers that shared one producer queued behind each other's acknowledgements (README,
+    performance).
+    """
+    found = _producers.get(writer)
+    if found is None:
+        found = _producers[writer] = BatchProducer(settings.kafka, **_producer_options)
+    return found
+
+
+def producers() -> list[BatchProducer]:
+    """Every writer's producer created so far."""
+    return list(_producers.values())
 
 
 @app.on_before_shutdown.connect
-async def _stop_producer(sender: Any = None, **kwargs: Any) -> None:
-    await producer.stop()
+async def _stop_producers(sender: Any = None, **kwargs: Any) -> None:
+    for each in producers():
+        await each.stop()
 
 
 @app.on_rebalance_complete.connect

@@ -102,7 +102,7 @@ async def test_a_batch_that_fails_is_never_acknowledged(monkeypatch):
             raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError, match="boom"):
-        await join._run(SimpleNamespace(process=process), stream)
+        await join._run(SimpleNamespace(process=process, producer=None), stream)
     await stream.generator.aclose()  # what the event loop does to the abandoned generator
     assert [type(exc) for exc in crashed] == [RuntimeError]
     assert all(event.message.acked for event in good)
