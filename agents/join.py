@@ -244,10 +244,11 @@ class JoinStage:
             groups.setdefault(key, []).append((timestamp, message, event))
         writes: list[tuple[bytes, bytes, int]] = []
         states: dict[str, Any] = {}
-        for key, group in groups.items():
-            raw_key = key.encode()
-            partition = group[0][2].message.partition  # the key's; the changelog's too
-            stored = self.table.read(raw_key, partition)
+        # each key's partition is its records'; the changelog's too
+        keys = [(key.encode(), group[0][2].message.partition) for key, group in groups.items()]
+        stored_values = self.table.read_many(keys)
+        for (raw_key, partition), (key, group) in zip(keys, groups.items(), strict=True):
+            stored = stored_values[raw_key]
             state = self.decode_state(stored) if stored is not None else None
             for timestamp, message, _ in group:
                 state, result = self.step(state, message, key, now, self.rules)

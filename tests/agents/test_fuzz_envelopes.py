@@ -68,8 +68,8 @@ class MemoryTable:
     def __init__(self) -> None:
         self.data: dict[bytes, bytes] = {}
 
-    def read(self, key: bytes, partition: int) -> bytes | None:
-        return self.data.get(key)
+    def read_many(self, keys: list[tuple[bytes, int]]) -> dict[bytes, bytes | None]:
+        return {key: self.data.get(key) for key, _ in keys}
 
     async def write(self, producer: Any, writes: list[tuple[bytes, bytes, int]]) -> None:
         self.data.update((key, value) for key, value, _ in writes)

@@ -72,9 +72,37 @@ def test_the_values_kept_in_memory_stay_within_their_budget(table, monkeypatch):
     from streams import tables
 
     monkeypatch.setattr(tables, "RECENT_BYTES", 1000)
-    items = [(f"k{i}".encode(), b"x" * 100, 0) for i in range(30)]
-    asyncio.run(table.write(AckingProducer(), items))
-    assert table._recent_bytes <= 1000
-    assert list(table._recent) == [f"k{i}".encode() for i in range(20, 30)]  # the latest
+    for i in range(30):
+        asyncio.run(table.write(AckingProducer(), [(f"k{i}".encode(), b"x" * 100, 0)]))
+        kept = table.remembered()
+        assert sum(len(value or b"") for value in kept.values()) <= 1000
+    assert [f"k{i}".encode() for i in range(25, 30)] == [k for k in kept if k >= b"k25"]
+    assert b"k0" not in kept  # the oldest went first
     table.data.data[b"k0"] = b"from the store"
     assert table.read(b"k0", 0) == b"from the store"
+
+
+def test_many_keys_are_read_at_once_from_memory_and_from_each_partition_s_database(tmp_path):
+    """One multi-get per partition: each key is looked up in its own partition's database."""
+    from streams import tables
+
+    dbs = {p: Rdict(str(tmp_path / f"p{p}"), options=Options(raw_mode=True)) for p in (0, 1)}
+    dbs[0][b"a"], dbs[1][b"b"], dbs[1][b"a"] = b"a0", b"b1", b"a in the wrong partition"
+
+    class Store:
+        def _db_for_partition(self, partition: int) -> Rdict:
+            return dbs[partition]
+
+    table = tables.orders
+    table.forget()
+    table._remember([(b"c", b"c-written", 1), (b"d", None, 0)])  # d: deleted lately
+    real = table._data
+    table._data = Store()
+    try:
+        got = table.read_many([(b"a", 0), (b"b", 1), (b"c", 1), (b"d", 0), (b"e", 1)])
+    finally:
+        table._data = real
+        table.forget()
+        for db in dbs.values():
+            db.close()
+    assert got == {b"a": b"a0", b"b": b"b1", b"c": b"c-written", b"d": None, b"e": None}
