@@ -214,24 +214,26 @@ async def test_kill_9_during_delivery_ends_with_exactly_the_expected_vendor_reco
 ):
     workload = Workload.build(journeys=200, seed=41, invalid=0)
     want = expected_vendor_state(workload.expected())
-    # Small batches and a slow Klaviyo, so the kill lands between requests: with the bulk
-    # endpoint one batch of 1,000 carries every event before the kill could come.
-    sink_pipeline.env |= {"REFSTREAM_BATCH_SIZE": "10"}
+    klaviyo = emulators.klaviyo
     emulators.mixpanel.faults.latency = 0.5
-    emulators.klaviyo.faults.latency = 0.3
     first = await sink_pipeline.start_worker("worker")
-    # A quarter first, the rest once Klaviyo answers: a join that outran the sink's first
-    # poll made all of it one bulk request, landed before the kill could come.
+    # A quarter first; once Klaviyo holds some of it, its answers take 3 s and the rest is
+    # produced: the kill comes while a request of the rest is on the wire. (Killing after
+    # a count of events raced the sink, which on a loaded host sent everything in one bulk
+    # job before the count was seen.) The request still lands after the kill: the
+    # restarted worker sends it again and Klaviyo's unique ids absorb it.
     head = len(workload.phase1) // 4
     await produce(workload.phase1[:head], sink_pipeline.servers, sink_pipeline.topics)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not emulators.klaviyo.events:
+    while time.monotonic() < deadline and not klaviyo.events:
         await asyncio.sleep(0.05)
+    klaviyo.faults.latency = 3.0
     await produce(workload.phase1[head:], sink_pipeline.servers, sink_pipeline.topics)
-    while time.monotonic() < deadline and len(emulators.klaviyo.events) < 20:
-        await asyncio.sleep(0.05)
+    while time.monotonic() < deadline and klaviyo.requests == sum(klaviyo.status_counts.values()):
+        await asyncio.sleep(0.01)
     first.kill()
-    in_flight = len(emulators.klaviyo.events)
+    in_flight = len(klaviyo.events)
+    assert klaviyo.requests > sum(klaviyo.status_counts.values()), "no request on the wire"
     assert 0 < in_flight < len(want["klaviyo"]), "the kill must land mid-delivery"
     emulators.mixpanel.faults.latency = 0.0
     emulators.klaviyo.faults.latency = 0.0
@@ -242,6 +244,7 @@ async def test_kill_9_during_delivery_ends_with_exactly_the_expected_vendor_reco
     await wait_for_vendors(emulators, want, timeout=180)
 
     assert vendor_state(emulators) == want  # redelivery absorbed by upserts and dedup keys
+    assert klaviyo.duplicates > 0, "the request on the wire at the kill landed, and again"
     assert_specs_clean(emulators)
 
 
