@@ -11,7 +11,7 @@ from typing import Any
 import faust
 
 from sinks.errors import ConfigurationError
-from streams import rebalance, subscription, tansu
+from streams import fetch_wait, rebalance, subscription, tansu
 from streams.logs import quiet_aiokafka
 from streams.producer import BatchProducer
 from streams.settings import BrokerCompat, Settings, get_settings
@@ -62,6 +62,7 @@ app = faust.App(settings.app_id, **faust_options(settings))
 quiet_aiokafka()  # a lost broker is logged at a bounded rate (streams/logs.py)
 subscription.install(settings.kafka)  # subscribe once the topics are visible
 rebalance.install()  # re-read what a rebalance dropped on uncommitted partitions
+fetch_wait.install()  # no fetch waits out Faust's fixed 1.5 s (streams/fetch_wait.py)
 if settings.broker_compat is BrokerCompat.TANSU:
     tansu.install(settings.kafka)
 

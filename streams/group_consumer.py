@@ -9,6 +9,7 @@ from __future__ import annotations
 from aiokafka import AIOKafkaConsumer
 
 from streams import tansu
+from streams.fetch_wait import FETCH_MAX_WAIT_MS
 from streams.settings import BrokerCompat, Settings
 
 __all__ = ["group_consumer"]
@@ -37,5 +38,5 @@ def group_consumer(
             if compat
             else int(settings.heartbeat_interval_seconds * 1000)
         ),
-        fetch_max_wait_ms=tansu.FETCH_MAX_WAIT_MS if compat else 500,
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
     )

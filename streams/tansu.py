@@ -9,7 +9,8 @@ recovery exact without limiting the producer to one record per write.
 
 Tansu also answers a fetch that finds no new data only when its wait runs out, not when data
 arrives: with Faust's fixed 1.5 s wait every hop between agents cost about half a second when
-the stream is not saturated. The worker's consumer waits at most 100 ms in compat mode.
+the stream is not saturated. Every consumer now waits at most 100 ms on either broker
+(``streams/fetch_wait.py``), for a reason that holds on Kafka as well.
 
 And Tansu answers NotLeaderForPartition to writes on changelog partitions just taken over
 from a killed worker; aiokafka re-sends the same batch until its request timeout (40 s) while
@@ -44,7 +45,6 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from streams.connection import KafkaConnection, connection_of
 
 __all__ = [
-    "FETCH_MAX_WAIT_MS",
     "HEARTBEAT_INTERVAL_MS",
     "PRODUCER_REQUEST_TIMEOUT_MS",
     "SESSION_TIMEOUT_MS",
@@ -55,7 +55,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-FETCH_MAX_WAIT_MS = 100
 PRODUCER_REQUEST_TIMEOUT_MS = 10_000
 SESSION_TIMEOUT_MS = 6000  # Tansu's joins wait half the session (broker-tansu.md)
 HEARTBEAT_INTERVAL_MS = 1000
@@ -115,9 +114,8 @@ def leave_first_generation() -> None:
 
 
 def install(servers: KafkaConnection) -> None:
-    """Make Faust's consumer answer ``highwaters()`` (table recovery) with :func:`end_offsets`
-    and wait at most :data:`FETCH_MAX_WAIT_MS` for new records; make consumers leave their
-    groups in generation 0 too."""
+    """Make Faust's consumer answer ``highwaters()`` (table recovery) with :func:`end_offsets`;
+    make consumers leave their groups in generation 0 too."""
     leave_first_generation()
 
     async def _highwaters(self, partitions: list) -> Mapping:
@@ -125,13 +123,4 @@ def install(servers: KafkaConnection) -> None:
         ends = await end_offsets(servers, tps)
         return {tps[tp]: offset for tp, offset in ends.items()}
 
-    create_worker_consumer = faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer
-
-    def _create_worker_consumer(self, transport):
-        consumer = create_worker_consumer(self, transport)
-        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # Faust passes a fixed 1500
-        return consumer
-
-    thread = faust_aiokafka.AIOKafkaConsumerThread
-    thread._highwaters = _highwaters
-    thread._create_worker_consumer = _create_worker_consumer
+    faust_aiokafka.AIOKafkaConsumerThread._highwaters = _highwaters
