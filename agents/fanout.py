@@ -134,6 +134,10 @@ class SinkConsumer:
         await self.sink.setup()
         for topic in self.topics:
             await ensure_topic(topic)  # subscribing to a missing topic auto-creates it
+        # The dead-letter topic too, now rather than at the first dead letter: a record sent
+        # to a partition created a moment before met NotLeaderForPartition, and the sink's
+        # delivery hung on its retry for minutes (CI, 2026-12-06; test_permanent_errors…).
+        await ensure_topic(self.dead_letters.topic)
         consumer = self._consumer()
         await consumer.start()
         log.info("sink started sink=%s", self.sink.name)

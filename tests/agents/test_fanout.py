@@ -8,6 +8,7 @@ import asyncio
 import os
 from types import SimpleNamespace
 
+import pytest
 from aiokafka import TopicPartition
 
 from sinks.registry import build_sinks, load, sink_class
@@ -81,3 +82,32 @@ async def test_each_poll_starts_from_its_own_first_records():
     await sink._poll(consumer)
     sink._rewind(consumer)
     assert consumer.seeks == {TP0: 3}
+
+
+async def test_the_dead_letter_topic_is_created_before_the_sink_consumes(monkeypatch) -> None:
+    """Not at the first dead letter: a record sent to a partition created a moment before
+    met NotLeaderForPartition, and the sink's delivery hung on its retry for minutes."""
+    import agents.fanout as fanout
+
+    declared: list[str] = []
+
+    async def ensure_topic(name: str) -> None:
+        declared.append(name)
+
+    class Consuming(Exception):
+        pass
+
+    def consumer() -> None:
+        raise Consuming  # the point where the sink would start to consume
+
+    async def setup() -> None:
+        return None
+
+    monkeypatch.setattr(fanout, "ensure_topic", ensure_topic)
+    sink = sink_consumer()
+    monkeypatch.setattr(sink.sink, "setup", setup)
+    monkeypatch.setattr(sink, "_consumer", consumer)
+    with pytest.raises(Consuming):
+        await sink.run()
+    assert sink.dead_letters.topic in declared
+    assert sink.dead_letters.topic.endswith("analytics")
