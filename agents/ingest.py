@@ -23,9 +23,11 @@ from typing import NamedTuple, Protocol
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
+from agents.codec import to_json
+from agents.inputs import read_event
 from agents.outbox import Outbox, crash_on_error
 from agents.rules import route
-from schemas.events import InvalidEvent, parse_event
+from schemas.events import InvalidEvent
 from streams.app import app, producer, producers, settings
 from streams.group_consumer import group_consumer
 from streams.metrics import EVENTS
@@ -80,7 +82,7 @@ async def ingest_batch(records: Sequence[InputRecord], outbox: Outbox) -> None:
     accepted: Counter[str] = Counter()  # per topic; the metric is bumped once per batch
     for record in records:
         try:
-            parsed = parse_event(record.value, EXPECTED_TYPES.get(record.topic))
+            event = read_event(record.value, EXPECTED_TYPES.get(record.topic))
         except InvalidEvent as exc:
             EVENTS.labels(record.topic, "invalid").inc()
             log.warning(
@@ -95,9 +97,9 @@ async def ingest_batch(records: Sequence[InputRecord], outbox: Outbox) -> None:
             )
             continue
         accepted[record.topic] += 1
-        message = parsed.model_dump_json().encode()
-        for forward in route(parsed):
-            outbox.forward(forward.stage, forward.key, parsed.type, message, record.timestamp)
+        message = to_json(event)
+        for forward in route(event):
+            outbox.forward(forward.stage, forward.key, event.type, message, record.timestamp)
     await outbox.flush()
     for topic, count in accepted.items():
         EVENTS.labels(topic, "accepted").inc(count)

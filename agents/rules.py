@@ -199,22 +199,24 @@ def _expired(received_at: float, now: float, rules: JoinRules) -> bool:
     return now - received_at >= rules.pending_ttl
 
 
-def route(event: events.InputEvent) -> list[Forward]:
-    """Ingest: where a validated input event goes first (the app re-keys; producers need not)."""
-    match event:
-        case events.ReferralCreated():
-            forwards = [Forward(Stage.REFERRAL, event.referral_id, event)]
-            if event.friend_email:
-                forwards.append(Forward(Stage.EMAIL, event.friend_email, event))
-            return forwards
-        case events.SignupCompleted() if event.referral_id:
+def route(
+    event: events.InputEvent | ReferralCreated | SignupCompleted | OrderCompleted | OrderRefunded,
+) -> list[Forward]:
+    """Ingest: where a validated input event goes first (the app re-keys; producers need not).
+    Takes the join's structs (as ingest reads events) or the contract's models alike."""
+    kind = event.type
+    if kind == "referral.created":
+        forwards = [Forward(Stage.REFERRAL, event.referral_id, event)]
+        if event.friend_email:
+            forwards.append(Forward(Stage.EMAIL, event.friend_email, event))
+        return forwards
+    if kind == "signup.completed":
+        if event.referral_id:
             return [Forward(Stage.REFERRAL, event.referral_id, event)]
-        case events.SignupCompleted():
-            return [Forward(Stage.EMAIL, event.customer.email, event)]
-        case events.OrderRefunded(customer=None):
-            return [Forward(Stage.ORDER, event.order_id, event)]
-        case _:
-            return [Forward(Stage.CUSTOMER, event.customer.id, event)]
+        return [Forward(Stage.EMAIL, event.customer.email, event)]
+    if kind == "order.refunded" and event.customer is None:
+        return [Forward(Stage.ORDER, event.order_id, event)]
+    return [Forward(Stage.CUSTOMER, event.customer.id, event)]
 
 
 # --- referral stage --------------------------------------------------------------------------

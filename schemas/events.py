@@ -46,8 +46,10 @@ __all__ = [
     "SignupCompleted",
     "Timestamp",
     "decimal_text",
+    "load_event",
     "parse_amount",
     "parse_event",
+    "validate_event",
 ]
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
@@ -221,6 +223,13 @@ def parse_event(
     :raises InvalidEvent: with reason ``invalid_json``, ``unknown_type``, ``unexpected_type``
         or ``schema_violation``.
     """
+    return validate_event(load_event(raw, expected))
+
+
+def load_event(raw: bytes | None, expected: frozenset[str] | None = None) -> dict:
+    """The first half of :func:`parse_event`: the record's JSON object, its ``type`` known
+    (and expected on the topic) and its ``occurred_at`` an RFC 3339 text, amounts with a
+    fraction read as decimals; the fields are not validated yet (:func:`validate_event`)."""
     if raw is None:
         raise InvalidEvent("invalid_json", "record has no value")
     try:
@@ -244,6 +253,13 @@ def parse_event(
             data = json.loads(raw, parse_float=Decimal)
         except RecursionError:
             raise InvalidEvent("invalid_json", "not valid JSON: nested too deeply") from None
+    return data
+
+
+def validate_event(
+    data: dict,
+) -> ReferralCreated | SignupCompleted | OrderCompleted | OrderRefunded:
+    """The second half of :func:`parse_event`: ``data`` from :func:`load_event`, validated."""
     try:
         return _INPUT.validate_python(data)
     except ValidationError as exc:
