@@ -307,6 +307,8 @@ class JoinStage:
                     return
 
     def _track(self, key: str, state: Any) -> None:
+        if not self.holds_events or (not state.held and key not in self.held):
+            return  # most keys hold nothing, before or now (a key with a deadline is held)
         self.held_total -= self.held.pop(key, 0)
         oldest = state.oldest_hold()
         if oldest is None:

@@ -19,6 +19,7 @@ from agents import envelopes
 from agents.codec import to_json
 from agents.messages import Attribution
 from agents.rules import Stage, StepResult
+from schemas.attribution import AttributionKind
 from streams.metrics import ATTRIBUTION_LATENCY, ATTRIBUTIONS
 from streams.producer import BatchProducer, Headers, OutRecord
 from streams.settings import Topics
@@ -108,7 +109,7 @@ class Outbox:
                     value,
                     source_timestamp,
                 )
-            ATTRIBUTIONS.labels(event.kind.value).inc()
+            _COUNTERS[event.kind].inc()
             if source_timestamp:
                 ATTRIBUTION_LATENCY.observe(max(0.0, now - source_timestamp))
 
@@ -128,6 +129,10 @@ class Outbox:
             for topic in {record.topic for record in records}:
                 await ensure_topic(topic)
             await self._producer.send_all(records)
+
+
+_COUNTERS = {kind: ATTRIBUTIONS.labels(kind.value) for kind in AttributionKind}
+"""Each kind's counter, looked up once (``labels`` costs a lock and a dict per call)."""
 
 
 def _utc(epoch: float) -> datetime:

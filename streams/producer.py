@@ -25,6 +25,8 @@ from streams.metrics import PRODUCER_SEND_RETRIES
 __all__ = ["BatchProducer", "Headers", "OutRecord", "place"]
 
 Headers = list[tuple[str, bytes]]
+Row = tuple[bytes | None, bytes | None, int | None, Headers | None]
+"""A record as a batch takes it: key, value, timestamp (ms) and headers."""
 MAX_BATCH_BYTES = 1024 * 1024
 RECORD_OVERHEAD_BYTES = 64  # a record's own framing, headers aside (they are small here)
 RETRY_BACKOFF_SECONDS = 0.5
@@ -95,15 +97,8 @@ class BatchProducer:
         return partial(place, partitions=partitions)
 
     async def send_all(self, records: Sequence[OutRecord]) -> None:
-        """Send ``records`` and return once the broker has acknowledged every one.
-
-        Records for one partition keep their order (aiokafka has one request in flight per
-        broker); each record's ``offset`` is set from its batch's base offset. A batch that
-        fails with a retriable error (aiokafka gives up on one after its request timeout,
-        e.g. while a partition has no leader) is sent again, for as long as it takes: the
-        caller has not acknowledged its input, and giving up would lose it.
-        """
-        producer = await self._started()
+        """Send ``records`` and return once the broker has acknowledged every one; each
+        record's ``offset`` is set from its batch's base offset (see :meth:`_deliver`)."""
         by_partition: dict[tuple[str, int], list[OutRecord]] = {}
         placers: dict[str, Callable[[bytes | None], int]] = {}
         for record in records:
@@ -112,38 +107,79 @@ class BatchProducer:
                     placers[record.topic] = await self.partitioner(record.topic)
                 record.partition = placers[record.topic](record.key)
             by_partition.setdefault((record.topic, record.partition), []).append(record)
-        pending = [batch for tp, queued in by_partition.items() for batch in _split(tp, queued)]
+        runs = [
+            (topic, partition, [(r.key, r.value, _millis(r.timestamp), r.headers) for r in queued])
+            for (topic, partition), queued in by_partition.items()
+        ]
+        acknowledged = iter(await self._deliver(runs))
+        for queued in by_partition.values():  # in the runs' order, as their batches are
+            for record in queued:
+                record.offset = next(acknowledged)
+
+    async def send_keyed(
+        self, topic: str, items: Sequence[tuple[bytes, bytes | None, int]]
+    ) -> dict[int, int]:
+        """Send ``(key, value, partition)`` records of ``topic``, as a table's changelog
+        write does (no timestamp, no headers, no record objects), and return each
+        partition's highest offset once the broker has acknowledged them all (a batch sent
+        again after a failure may land after the ones behind it)."""
+        by_partition: dict[int, list[Row]] = {}
+        for key, value, partition in items:
+            rows = by_partition.get(partition)
+            if rows is None:
+                rows = by_partition[partition] = []
+            rows.append((key, value, None, None))
+        runs = [(topic, partition, rows) for partition, rows in by_partition.items()]
+        offsets = await self._deliver(runs)
+        last: dict[int, int] = {}
+        start = 0
+        for partition, rows in by_partition.items():
+            last[partition] = max(offsets[start : start + len(rows)])
+            start += len(rows)
+        return last
+
+    async def _deliver(self, runs: list[tuple[str, int, list[Row]]]) -> list[int]:
+        """Send each ``(topic, partition, rows)`` run and return every row's offset, in order.
+
+        Rows of one partition keep their order (aiokafka has one request in flight per
+        broker). A batch that fails with a retriable error (aiokafka gives up on one after
+        its request timeout, e.g. while a partition has no leader) is sent again, for as long
+        as it takes: the caller has not acknowledged its input, and giving up would lose it.
+        """
+        producer = await self._started()
+        pending = [batch for run in runs for batch in _split(run)]
+        offsets: dict[int, int] = {}  # base offset of each pending batch, by its index
+        todo = list(range(len(pending)))
         backoff = RETRY_BACKOFF_SECONDS
-        while pending:
-            futures = [await self._send(producer, *batch) for batch in pending]
+        while todo:
+            futures = [await self._send(producer, *pending[index]) for index in todo]
             failed = []
-            for batch, result in zip(
-                pending, await asyncio.gather(*futures, return_exceptions=True), strict=True
-            ):
+            results = await asyncio.gather(*futures, return_exceptions=True)
+            for index, result in zip(todo, results, strict=True):
                 if isinstance(result, BaseException):
                     if not (isinstance(result, KafkaError) and result.retriable):
                         raise result
+                    topic, partition, _ = pending[index]
                     log.warning("send failed, retrying topic=%s partition=%s error=%r",
-                                batch[0], batch[1], result)  # fmt: skip
-                    failed.append(batch)
+                                topic, partition, result)  # fmt: skip
+                    failed.append(index)
                     PRODUCER_SEND_RETRIES.inc()
                 else:
-                    for index, record in enumerate(batch[2]):
-                        record.offset = result.offset + index
-            pending = failed
-            if pending:
+                    offsets[index] = result.offset
+            todo = failed
+            if todo:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_RETRY_BACKOFF_SECONDS)
+        return [offsets[index] + n for index, (_, _, rows) in enumerate(pending)
+                for n in range(len(rows))]  # fmt: skip
 
     @staticmethod
     async def _send(
-        producer: AIOKafkaProducer, topic: str, partition: int, records: list[OutRecord]
+        producer: AIOKafkaProducer, topic: str, partition: int, rows: list[Row]
     ) -> asyncio.Future:
         batch = producer.create_batch()
-        for record in records:
-            timestamp = int(record.timestamp * 1000) if record.timestamp else None
-            added = batch.append(key=record.key, value=record.value, timestamp=timestamp,
-                                 headers=record.headers or [])  # fmt: skip
+        for key, value, timestamp, headers in rows:
+            added = batch.append(key=key, value=value, timestamp=timestamp, headers=headers or [])
             if added is None:  # _split keeps runs at half the builder's size
                 raise RuntimeError(f"record batch overflow on {topic}[{partition}]")
         batch.close()
@@ -163,18 +199,21 @@ _KAFKA_SEED = 0x9747B28C
 """The seed of Kafka's murmur2 (``org.apache.kafka.common.utils.Utils.murmur2``)."""
 
 
-def _split(
-    tp: tuple[str, int], records: list[OutRecord]
-) -> Iterator[tuple[str, int, list[OutRecord]]]:
-    """Consecutive runs of ``records`` that fit one batch of :data:`MAX_BATCH_BYTES`."""
-    run: list[OutRecord] = []
+def _millis(timestamp: float | None) -> int | None:
+    return int(timestamp * 1000) if timestamp else None
+
+
+def _split(run: tuple[str, int, list[Row]]) -> Iterator[tuple[str, int, list[Row]]]:
+    """Consecutive parts of a run of rows that each fit one batch of :data:`MAX_BATCH_BYTES`."""
+    topic, partition, rows = run
+    part: list[Row] = []
     size = 0
-    for record in records:
-        length = len(record.key or b"") + len(record.value or b"") + RECORD_OVERHEAD_BYTES
-        if run and size + length > MAX_BATCH_BYTES:
-            yield (*tp, run)
-            run, size = [], 0
-        run.append(record)
+    for row in rows:
+        length = len(row[0] or b"") + len(row[1] or b"") + RECORD_OVERHEAD_BYTES
+        if part and size + length > MAX_BATCH_BYTES:
+            yield topic, partition, part
+            part, size = [], 0
+        part.append(row)
         size += length
-    if run:
-        yield (*tp, run)
+    if part:
+        yield topic, partition, part

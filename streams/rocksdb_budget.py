@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import rocksdict
@@ -44,6 +45,22 @@ class BudgetedOptions(RocksDBOptions):
     def __init__(self, budget_bytes: int, **options: Any) -> None:
         super().__init__(use_rocksdict=True, **options)
         self.budget_bytes = budget_bytes
+
+    def open(self, path: Path, *, read_only: bool = False) -> rocksdict.Rdict:
+        """Faust's database, writing without RocksDB's write-ahead log.
+
+        The changelog is the table's log: a store's data and its persisted changelog offset
+        are written in one batch (``streams.tables.write_acknowledged``), so a crash that
+        loses the memtables loses both together and recovery reads the changelog from the
+        older offset. A database that is closed or dropped (Faust drops it on revocation
+        and on stop) flushes its memtables first. Kafka Streams' stores write the same way;
+        the log cost about half of each write (1.6 of 2.9 µs a 700-byte value).
+        """
+        db = super().open(path, read_only=read_only)
+        without_log = rocksdict.WriteOptions()
+        without_log.disable_wal = True
+        db.set_write_options(without_log)
+        return db
 
     def as_options(self) -> rocksdict.Options:
         block_cache, memtables = shared_memory(self.budget_bytes)

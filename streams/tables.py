@@ -11,7 +11,7 @@ from faust.types import TP, StoreT
 from rocksdict import Rdict, WriteBatch
 
 from streams.app import app, settings
-from streams.producer import BatchProducer, OutRecord
+from streams.producer import BatchProducer
 from streams.rocksdb_budget import BudgetedOptions
 
 __all__ = [
@@ -181,47 +181,43 @@ class DurableTable(faust.Table):
         if not items:
             return
         topic = self.changelog_topic_name
-        records = [OutRecord(topic, key, value, partition=part) for key, value, part in items]
-        await producer.send_all(records)
+        last_offsets = await producer.send_keyed(topic, items)
         for key, value, _ in items:
             self._sensor_on_set(self, key, value)
         store = self.data
         if isinstance(store, RocksDBStore) and store.use_rocksdict:
-            write_acknowledged(store._db_for_partition, store.offset_key, records)
-        else:
+            write_acknowledged(store._db_for_partition, store.offset_key, items, last_offsets)
+        else:  # the memory store keeps no offsets
             store.apply_changelog_batch(
-                [_ChangelogEvent(_Message(topic, r.partition, r.offset, r.key, r.value))
-                 for r in records],
+                [_ChangelogEvent(_Message(topic, part, last_offsets[part], key, value))
+                 for key, value, part in items],
                 to_key=self._to_key, to_value=self._to_value,
             )  # fmt: skip
         self._remember(items)
 
 
 def write_acknowledged(
-    db_for_partition: Callable[[int], Rdict], offset_key: bytes, records: Sequence[OutRecord]
+    db_for_partition: Callable[[int], Rdict],
+    offset_key: bytes,
+    items: Sequence[tuple[bytes, bytes | None, int]],
+    last_offsets: dict[int, int],
 ) -> None:
-    """Apply acknowledged changelog records to RocksDB as Faust's recovery does, each
-    partition's records and its persisted offset (the last record's, read back by
-    ``Store.persisted_offset``) in one write batch, so a crash keeps both or neither.
+    """Apply acknowledged changelog records, ``(key, value, partition)`` with each
+    partition's last offset, to RocksDB as Faust's recovery does: each partition's records
+    and its persisted offset (read back by ``Store.persisted_offset``) in one write batch, so
+    a crash keeps both or neither.
 
     What ``Store.apply_changelog_batch`` does, without an event object per record and with
     the offset in the batch rather than a write of its own.
     """
-    batches: dict[int, WriteBatch] = {}
-    offsets: dict[int, int] = {}
-    for record in records:
-        partition = record.partition
-        assert partition is not None and record.offset is not None  # send_all fills both
-        batch = batches.get(partition)
-        if batch is None:
-            batch = batches[partition] = WriteBatch(raw_mode=True)
-        if record.value is None:
-            batch.delete(record.key)
+    batches = {partition: WriteBatch(raw_mode=True) for partition in last_offsets}
+    for key, value, partition in items:
+        if value is None:
+            batches[partition].delete(key)
         else:
-            batch.put(record.key, record.value)
-        offsets[partition] = max(record.offset, offsets.get(partition, -1))
+            batches[partition].put(key, value)
     for partition, batch in batches.items():
-        batch.put(offset_key, str(offsets[partition]).encode())
+        batch.put(offset_key, str(last_offsets[partition]).encode())
         db_for_partition(partition).write(batch)
 
 

@@ -74,6 +74,25 @@ async def test_a_retriable_failure_is_sent_again_until_it_succeeds(monkeypatch):
     assert kafka.failures[1] == []
 
 
+async def test_keyed_records_return_each_partition_s_highest_offset_across_retries_and_splits(
+    monkeypatch,
+):
+    """A table's changelog write: (key, value, partition) items, no record objects."""
+    monkeypatch.setattr(producer_module, "RETRY_BACKOFF_SECONDS", 0.01)
+    monkeypatch.setattr(producer_module, "MAX_BATCH_BYTES", 300)
+    kafka = FakeKafka({1: [NotLeaderForPartitionError()]})
+    kafka.next_offset = {0: 40, 1: 7}
+    items = [(f"k{i}".encode(), bytes([65 + i]) * 100, i % 2) for i in range(6)] + [
+        (b"gone", None, 1)
+    ]
+    last = await producer_with(kafka).send_keyed("changelog", items)
+    assert last == {0: 42, 1: 10}
+    sent = {p: [v for _, part, values in kafka.sent if part == p for v in values] for p in (0, 1)}
+    assert sent[0] == [value for _, value, part in items if part == 0]
+    assert sorted(sent[1], key=repr) == sorted((v for _, v, p in items if p == 1), key=repr)
+    assert sent[1][-1] == items[1][1]  # the failed batch, sent again after the rest
+
+
 async def test_a_permanent_failure_is_raised():
     kafka = FakeKafka({0: [RecordTooLargeError()]})
     with pytest.raises(RecordTooLargeError):

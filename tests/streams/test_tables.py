@@ -8,7 +8,6 @@ import asyncio
 import pytest
 from rocksdict import Options, Rdict
 
-from streams.producer import OutRecord
 from streams.tables import write_acknowledged
 
 OFFSET_KEY = b"__faust\0offset__"  # faust.stores.rocksdb.Store.offset_key
@@ -17,13 +16,8 @@ OFFSET_KEY = b"__faust\0offset__"  # faust.stores.rocksdb.Store.offset_key
 def test_records_and_each_partition_s_offset_are_written_together(tmp_path):
     dbs = {p: Rdict(str(tmp_path / f"p{p}"), options=Options(raw_mode=True)) for p in (0, 1)}
     dbs[0][b"gone"] = b"old"
-    records = [
-        OutRecord("changelog", b"a", b"1", partition=0, offset=10),
-        OutRecord("changelog", b"b", b"2", partition=1, offset=4),
-        OutRecord("changelog", b"gone", None, partition=0, offset=11),
-        OutRecord("changelog", b"a", b"3", partition=0, offset=12),
-    ]
-    write_acknowledged(dbs.__getitem__, OFFSET_KEY, records)
+    items = [(b"a", b"1", 0), (b"b", b"2", 1), (b"gone", None, 0), (b"a", b"3", 0)]
+    write_acknowledged(dbs.__getitem__, OFFSET_KEY, items, {0: 12, 1: 4})
     assert dbs[0].get(b"a") == b"3"  # the later record of a key wins
     assert dbs[0].get(b"gone") is None
     assert dbs[1].get(b"b") == b"2"
@@ -39,9 +33,11 @@ class AckingProducer:
     def __init__(self) -> None:
         self.offset = 0
 
-    async def send_all(self, records: list[OutRecord]) -> None:
-        for record in records:
-            record.offset, self.offset = self.offset, self.offset + 1
+    async def send_keyed(self, topic: str, items: list) -> dict[int, int]:
+        last = {}
+        for _, _, partition in items:
+            last[partition], self.offset = self.offset, self.offset + 1
+        return last
 
 
 @pytest.fixture
