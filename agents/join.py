@@ -235,24 +235,35 @@ class JoinStage:
     ) -> None:
         now = time.time()
         groups: dict[str, list[tuple[float | None, Any, EventT]]] = {}
+        accepts = _ACCEPTS[self.stage]
         for entry, event, index in chunk:
-            try:
-                key, timestamp, message = decode_entry(entry, self.stage)
-            except Exception as exc:  # a bad message never escapes the agent
-                self._dead_letter(event, _entry_bytes(entry, event, index), exc, outbox)
-                continue
+            try:  # an entry of the current form, inline (most of a stage's entries)
+                message = _DECODERS[entry.t](entry.m)
+                if not isinstance(message, accepts):
+                    raise BadMessage
+                key, timestamp = entry.k, entry.ts
+                if timestamp is not None and not 0 <= timestamp <= _LATEST_TIMESTAMP:
+                    timestamp = None
+            except Exception:  # any other form, or a bad entry: decode_entry says which
+                try:
+                    key, timestamp, message = decode_entry(entry, self.stage)
+                except Exception as exc:  # a bad message never escapes the agent
+                    self._dead_letter(event, _entry_bytes(entry, event, index), exc, outbox)
+                    continue
             groups.setdefault(key, []).append((timestamp, message, event))
         writes: list[tuple[bytes, bytes, int]] = []
         states: dict[str, Any] = {}
         # each key's partition is its records'; the changelog's too
         keys = [(key.encode(), group[0][2].message.partition) for key, group in groups.items()]
         stored_values = self.table.read_many(keys)
+        step, rules = self.step, self.rules
         for (raw_key, partition), (key, group) in zip(keys, groups.items(), strict=True):
             stored = stored_values[raw_key]
             state = self.decode_state(stored) if stored is not None else None
             for timestamp, message, _ in group:
-                state, result = self.step(state, message, key, now, self.rules)
-                self._count(message, result)
+                state, result = step(state, message, key, now, rules)
+                if result.duplicates or result.dropped:
+                    self._count(message, result)
                 outbox.emit(result, timestamp)
             if state is not None:
                 states[key] = state

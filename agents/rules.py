@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from msgspec.structs import replace
 
@@ -125,8 +125,9 @@ class Expire:
     type: str = "expire"
 
 
-@dataclass(frozen=True, slots=True)
-class Forward:
+class Forward(NamedTuple):
+    """A message for another stage's key (a tuple: made for most messages a stage reads)."""
+
     stage: Stage
     key: str
     message: (
