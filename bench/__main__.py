@@ -692,20 +692,23 @@ async def main_async(args: argparse.Namespace) -> dict:
     else:
         broker, label, compat = EmbeddedBroker(log_path=workdir / "broker.log"), "tansu", "tansu"
     print(f"broker: {label}", flush=True)
-    with broker:
-        bench = Bench(
-            broker.bootstrap_servers,
-            workdir,
-            args.events,
-            args.referrals,
-            args.latency_rates,
-            compat,
-        )
-        for name in args.only or SECTIONS:
-            started = time.monotonic()
-            print(f"- {name} ...", flush=True)
-            await SECTIONS[name](bench)
-            print(f"  done in {time.monotonic() - started:.0f}s", flush=True)
+    try:
+        with broker:
+            bench = Bench(
+                broker.bootstrap_servers,
+                workdir,
+                args.events,
+                args.referrals,
+                args.latency_rates,
+                compat,
+            )
+            for name in args.only or SECTIONS:
+                started = time.monotonic()
+                print(f"- {name} ...", flush=True)
+                await SECTIONS[name](bench)
+                print(f"  done in {time.monotonic() - started:.0f}s", flush=True)
+    finally:
+        _drop_data(workdir)
     results = bench.results
     ratios(results)
     results["machine"] = (
@@ -714,6 +717,14 @@ async def main_async(args: argparse.Namespace) -> dict:
     results["timestamp"] = datetime.now(UTC).isoformat(timespec="seconds")
     results["broker"] = label
     return results
+
+
+def _drop_data(workdir: Path) -> None:
+    """Keep a run's logs, not its data: the broker's log and the workers' RocksDB state come
+    to over a gigabyte a run (10M referrals: several), and a day of runs filled a disk."""
+    for data in [workdir / "kafka" / "kraft-logs", *workdir.rglob("*-data")]:
+        if data.is_dir():
+            shutil.rmtree(data, ignore_errors=True)
 
 
 NOT_FIGURES = {"machine", "timestamp", "broker", "figure_brokers"}

@@ -5,6 +5,7 @@ store, one output per input). ``python -m bench.quix_reference`` with ``BENCH_TO
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -16,11 +17,12 @@ WANT = int(os.environ["BENCH_COUNT"])
 
 
 def main() -> None:
+    state_dir = tempfile.mkdtemp(prefix="quix-state-")
     app = Application(
         broker_address=os.environ["KAFKA_BOOTSTRAP_SERVERS"],
         consumer_group=f"quix-{os.getpid()}",
         auto_offset_reset="earliest",
-        state_dir=tempfile.mkdtemp(prefix="quix-state-"),
+        state_dir=state_dir,
         loglevel="WARNING",
         auto_create_topics=True,
     )
@@ -46,7 +48,10 @@ def main() -> None:
     sdf = sdf.apply(count, stateful=True)
     sdf = sdf.to_topic(output)
     sdf.update(done)
-    app.run()
+    try:
+        app.run()
+    finally:
+        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
