@@ -120,9 +120,8 @@ class BatchProducer:
         self, topic: str, items: Sequence[tuple[bytes, bytes | None, int]]
     ) -> dict[int, int]:
         """Send ``(key, value, partition)`` records of ``topic``, as a table's changelog
-        write does (no timestamp, no headers, no record objects), and return each
-        partition's highest offset once the broker has acknowledged them all (a batch sent
-        again after a failure may land after the ones behind it)."""
+        write does (no timestamp, no headers, no record objects), and return the offset of
+        each partition's last record once the broker has acknowledged them all."""
         by_partition: dict[int, list[Row]] = {}
         for key, value, partition in items:
             rows = by_partition.get(partition)
@@ -134,40 +133,46 @@ class BatchProducer:
         last: dict[int, int] = {}
         start = 0
         for partition, rows in by_partition.items():
-            last[partition] = max(offsets[start : start + len(rows)])
             start += len(rows)
+            last[partition] = offsets[start - 1]
         return last
 
     async def _deliver(self, runs: list[tuple[str, int, list[Row]]]) -> list[int]:
         """Send each ``(topic, partition, rows)`` run and return every row's offset, in order.
 
-        Rows of one partition keep their order (aiokafka has one request in flight per
-        broker). A batch that fails with a retriable error (aiokafka gives up on one after
-        its request timeout, e.g. while a partition has no leader) is sent again, for as long
-        as it takes: the caller has not acknowledged its input, and giving up would lose it.
+        A run too large for one batch goes out as several, one after the other: each is sent
+        once the one before it is acknowledged, so a batch sent again after a failure never
+        lands behind the next (aiokafka takes one batch per partition into a request anyway).
+        A batch that fails with a retriable error (aiokafka gives up on one after its request
+        timeout, e.g. while a partition has no leader) is sent again, for as long as it
+        takes: the caller has not acknowledged its input, and giving up would lose it.
         """
         producer = await self._started()
         pending = [batch for run in runs for batch in _split(run)]
+        queues: dict[tuple[str, int], list[int]] = {}  # each partition's batches, in order
+        for index, (topic, partition, _) in enumerate(pending):
+            queues.setdefault((topic, partition), []).append(index)
         offsets: dict[int, int] = {}  # base offset of each pending batch, by its index
-        todo = list(range(len(pending)))
         backoff = RETRY_BACKOFF_SECONDS
-        while todo:
-            futures = [await self._send(producer, *pending[index]) for index in todo]
-            failed = []
+        while queues:
+            heads = [queue[0] for queue in queues.values()]
+            futures = [await self._send(producer, *pending[index]) for index in heads]
+            failed = False
             results = await asyncio.gather(*futures, return_exceptions=True)
-            for index, result in zip(todo, results, strict=True):
+            for index, result in zip(heads, results, strict=True):
+                topic, partition, _ = pending[index]
                 if isinstance(result, BaseException):
                     if not (isinstance(result, KafkaError) and result.retriable):
                         raise result
-                    topic, partition, _ = pending[index]
                     log.warning("send failed, retrying topic=%s partition=%s error=%r",
                                 topic, partition, result)  # fmt: skip
-                    failed.append(index)
                     PRODUCER_SEND_RETRIES.inc()
+                    failed = True
                 else:
                     offsets[index] = result.offset
-            todo = failed
-            if todo:
+                    queues[topic, partition].pop(0)
+            queues = {tp: queue for tp, queue in queues.items() if queue}
+            if failed:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_RETRY_BACKOFF_SECONDS)
         return [offsets[index] + n for index, (_, _, rows) in enumerate(pending)
