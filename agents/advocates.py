@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from agents.state import AdvocateState, OrderActivity
+from agents.state import AdvocateState, OrderActivity, ReferralActivity
 from schemas.events import MONEY, decimal_text
 
 __all__ = ["advocate_view", "leaderboard", "merge", "summary"]
@@ -37,9 +37,9 @@ def _net(order: OrderActivity) -> Decimal:
     return Decimal(order.net) if order.net is not None else amount
 
 
-def _orders(state: AdvocateState) -> Iterable[OrderActivity]:
+def _orders(referrals: list[ReferralActivity]) -> Iterable[OrderActivity]:
     """Attributed orders whose own fact has arrived (a refund alone is not an order)."""
-    for referral in state.referrals.values():
+    for referral in referrals:
         for order in referral.orders.values():
             if order.amount is not None:
                 yield order
@@ -53,22 +53,23 @@ def advocate_view(state: AdvocateState) -> dict[str, Any]:
     refunds: dict[str, Decimal] = {}
     net: dict[str, Decimal] = {}
     orders = 0
-    for order in _orders(state):
+    referrals = list(state.activities())
+    for order in _orders(referrals):
         orders += 1
         _add(revenue, order.currency, Decimal(order.amount))
         _add(refunds, order.currency, MONEY.subtract(Decimal(order.amount), _net(order)))
         _add(net, order.currency, _net(order))
     conversions = [
         min(o.occurred_at for o in referral.orders.values() if o.occurred_at is not None)
-        for referral in state.referrals.values()
+        for referral in referrals
         if any(o.occurred_at is not None for o in referral.orders.values())
     ]
     advocate = state.advocate
     return {
         "advocate_id": state.advocate_id,
         "advocate": msgspec.structs.asdict(advocate) if advocate else None,
-        "referrals": sum(1 for r in state.referrals.values() if r.made_at is not None),
-        "signed_up": sum(1 for r in state.referrals.values() if r.signed_up),
+        "referrals": sum(1 for r in referrals if r.made_at is not None),
+        "signed_up": sum(1 for r in referrals if r.signed_up),
         "converted": len(conversions),
         "orders": orders,
         "revenue": _texts(revenue),
@@ -102,7 +103,7 @@ def summary(states: Iterable[AdvocateState], limit: int) -> dict[str, Any]:
         for name, amounts in money.items():
             for currency, amount in view[name].items():
                 _add(amounts, currency, Decimal(amount))
-        for order in _orders(state):
+        for order in _orders(list(state.activities())):
             _add(per_day.setdefault(order.occurred_at.date().isoformat(), {}),
                  order.currency, _net(order))  # fmt: skip
         name = state.advocate.first_name if state.advocate else None

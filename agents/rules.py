@@ -57,7 +57,6 @@ from agents.state import (
     OrderIndexState,
     OrderOwner,
     OrderState,
-    ReferralActivity,
     ReferralState,
 )
 from schemas import events
@@ -402,12 +401,12 @@ def advocate_step(
     if isinstance(message, AdvocateActivity):
         _apply_activity(state, message)
         return state, result
-    if state.revenue.get(message.referral_id) == message.revenue and state.advocate:
+    if state.revenue_of(message.referral_id) == message.revenue and state.advocate:
         return state, result  # a repeat (redelivery): the total did not move
     state.advocate = message.advocate
-    state.revenue[message.referral_id] = message.revenue
+    state.set_revenue(message.referral_id, message.revenue)
     total: dict[str, Decimal] = {}
-    for revenue in state.revenue.values():
+    for revenue in state.revenues():
         for currency, amount in revenue.items():
             total[currency] = MONEY.add(total.get(currency, Decimal(0)), Decimal(amount))
     result.advocate_totals.append(
@@ -426,7 +425,7 @@ def _apply_activity(state: AdvocateState, message: AdvocateActivity) -> None:
     order (a refund's net only ever lowers an order's)."""
     if message.kind == "referral_created" or state.advocate is None:
         state.advocate = message.advocate
-    referral = state.referrals.setdefault(message.referral_id, ReferralActivity())
+    referral = state.activity(message.referral_id)
     order = message.order
     if message.kind == "referral_created":
         referral.made_at = message.occurred_at
@@ -443,6 +442,7 @@ def _apply_activity(state: AdvocateState, message: AdvocateActivity) -> None:
         else:
             known.amount = decimal_text(Decimal(order.amount))
             known.occurred_at = message.occurred_at
+    state.set_activity(message.referral_id, referral)
 
 
 # --- customer stage --------------------------------------------------------------------------

@@ -8,10 +8,12 @@ with the same field names: states and messages written before an upgrade read al
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import ClassVar
 
-from msgspec import Struct, field
+import msgspec
+from msgspec import Raw, Struct, field
 
 from agents import envelopes
 from agents.messages import (
@@ -202,17 +204,54 @@ class ReferralActivity(Struct):
 class AdvocateState(Struct):
     """Keyed by advocate id: the latest revenue of each of the advocate's referrals, and
     what each referral did (the advocate API and the ROI page read it). Its messages are
-    facts, applied twice alike, so it keeps no event ids; it never holds events."""
+    facts, applied twice alike, so it keeps no event ids; it never holds events.
+
+    Each referral's revenue and activity stay as their JSON until a message about that
+    referral changes them: the state holds every referral the advocate made and is read and
+    rewritten whenever one of them moves, and decoding and encoding all of them every time
+    was most of the stage's work (README, performance). The JSON is the same as when they
+    were decoded with the state.
+    """
 
     advocate_id: str
     advocate: Person | None = None
-    revenue: dict[str, dict[str, DecimalString]] = {}
-    referrals: dict[str, ReferralActivity] = {}
+    revenue: dict[str, Raw] = {}
+    """Referral id → its revenue per currency (``dict[str, DecimalString]``)."""
+    referrals: dict[str, Raw] = {}
+    """Referral id → its :class:`ReferralActivity`."""
 
     HOLDS_EVENTS: ClassVar[bool] = False
 
     def oldest_hold(self) -> float | None:
         return None
+
+    def activity(self, referral_id: str) -> ReferralActivity:
+        """What the referral did so far (nothing, for a referral not seen yet)."""
+        raw = self.referrals.get(referral_id)
+        return ReferralActivity() if raw is None else _ACTIVITY(raw)
+
+    def set_activity(self, referral_id: str, activity: ReferralActivity) -> None:
+        self.referrals[referral_id] = Raw(_ENCODER.encode(activity))
+
+    def activities(self) -> Iterator[ReferralActivity]:
+        for raw in self.referrals.values():
+            yield _ACTIVITY(raw)
+
+    def revenue_of(self, referral_id: str) -> dict[str, str] | None:
+        raw = self.revenue.get(referral_id)
+        return None if raw is None else _REVENUE(raw)
+
+    def set_revenue(self, referral_id: str, revenue: dict[str, str]) -> None:
+        self.revenue[referral_id] = Raw(_ENCODER.encode(revenue))
+
+    def revenues(self) -> Iterator[dict[str, str]]:
+        for raw in self.revenue.values():
+            yield _REVENUE(raw)
+
+
+_ACTIVITY = msgspec.json.Decoder(ReferralActivity).decode
+_REVENUE = msgspec.json.Decoder(dict[str, DecimalString]).decode
+_ENCODER = msgspec.json.Encoder()
 
 
 class ReferralState(KeyState, kw_only=True):

@@ -73,17 +73,17 @@ def test_summaries_merge_into_the_programme_and_the_leaderboard_ranks_by_net():
 def test_a_refund_never_raises_an_orders_net_again():
     sim = Workload.build(journeys=200, seed=14, invalid=0).expected()
     refunded = [
-        (s, r, o) for s in advocate_states(sim) for r, ref in s.referrals.items()
-        for o, order in ref.orders.items() if order.net is not None
+        (s, r, o) for s in advocate_states(sim) for r in s.referrals
+        for o, order in s.activity(r).orders.items() if order.net is not None
     ]  # fmt: skip
     assert refunded
     state, referral_id, order_id = refunded[0]
-    net = state.referrals[referral_id].orders[order_id].net
+    net = state.activity(referral_id).orders[order_id].net
     from datetime import UTC, datetime
 
     from agents.state import AdvocateActivity, OrderFact
 
-    order = state.referrals[referral_id].orders[order_id]
+    order = state.activity(referral_id).orders[order_id]
     stale = AdvocateActivity(
         advocate=state.advocate, referral_id=referral_id, kind="order_refunded",
         occurred_at=datetime(2026, 1, 1, tzinfo=UTC),
@@ -91,7 +91,7 @@ def test_a_refund_never_raises_an_orders_net_again():
                         net_amount=order.amount),
     )  # fmt: skip
     state, _ = advocate_step(state, stale, state.advocate_id, 0.0, sim.rules)
-    assert state.referrals[referral_id].orders[order_id].net == net
+    assert state.activity(referral_id).orders[order_id].net == net
 
 
 # Written by the pydantic models before the advocate stage moved to msgspec (commit 295bedd):
@@ -123,7 +123,7 @@ def test_states_and_messages_of_the_pydantic_form_are_read_and_written_alike():
     from agents.state import AdvocateActivity, AdvocateState
 
     state = decoder(AdvocateState)(OLD_STATE)
-    order = state.referrals["ref_1"].orders["ord_1"]
+    order = state.activity("ref_1").orders["ord_1"]
     assert order.occurred_at == datetime(2026, 9, 25, 8, 0, 0, 250000, tzinfo=UTC)
     assert advocate_view(state)["net_revenue"] == {"EUR": "121.34"}
     old = orjson.loads(OLD_STATE)
@@ -138,5 +138,5 @@ def test_states_and_messages_of_the_pydantic_form_are_read_and_written_alike():
     assert isinstance(message, AdvocateActivity)
     assert message == older
     state, _ = advocate_step(state, message, "adv_1", 0.0, JoinRules())
-    assert state.referrals["ref_1"].orders["ord_1"].net == "100"
+    assert state.activity("ref_1").orders["ord_1"].net == "100"
     assert orjson.loads(to_json(message)) == orjson.loads(OLD_ACTIVITY)  # the offset kept
