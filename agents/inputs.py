@@ -21,7 +21,15 @@ import msgspec
 
 from agents.codec import decoder
 from agents.messages import OrderCompleted, OrderRefunded, ReferralCreated, SignupCompleted
-from schemas.events import InvalidEvent, decimal_text, load_event, parse_amount, validate_event
+from schemas.events import (
+    EMAIL_MAX_LENGTH,
+    EMAIL_PATTERN,
+    InvalidEvent,
+    decimal_text,
+    load_event,
+    parse_amount,
+    validate_event,
+)
 
 __all__ = ["InputMessage", "read_event"]
 
@@ -33,6 +41,8 @@ _STRUCTS: dict[str, type] = {
     "order.refunded": OrderRefunded,
 }
 _DECODERS = {kind: decoder(struct) for kind, struct in _STRUCTS.items()}
+_EMAIL = re.compile(EMAIL_PATTERN[:-1] + r"\Z")  # the models' pattern; "$" would pass a "\n"
+_CURRENCY = re.compile(r"[A-Za-z]{3}\Z")
 _CANONICAL_TIME = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:Z|[+-][0-9]{2}:[0-9]{2})\Z"
 )
@@ -58,8 +68,9 @@ def read_event(raw: bytes | None, expected: frozenset[str] | None = None) -> Inp
 def _normalise(data: dict, kind: str) -> bool:
     """Give ``data`` the form the models would (lower-case emails, an upper-case currency,
     the amount as ``decimal_text`` of ``parse_amount``, as the models do), where that needs
-    no more than ASCII case and the contract's own amount functions; False where the models
-    must judge (a field of the wrong type is left to the struct's checks)."""
+    no more than ASCII case and the contract's own amount functions, and check the emails
+    and the currency, which the structs leave unchecked; False where the models must judge
+    (a field of the wrong type is left to the struct's checks)."""
     if not _CANONICAL_TIME.match(data["occurred_at"]):  # load_event checked it is RFC 3339
         return False
     if kind == "referral.created":
@@ -69,7 +80,9 @@ def _normalise(data: dict, kind: str) -> bool:
     if kind == "signup.completed":
         return True
     currency = data.get("currency")
-    if isinstance(currency, str) and currency.isascii():
+    if isinstance(currency, str):
+        if not (currency.isascii() and _CURRENCY.match(currency)):
+            return False
         data["currency"] = currency.upper()
     try:
         data["amount"] = decimal_text(parse_amount(data.get("amount")))
@@ -79,15 +92,17 @@ def _normalise(data: dict, kind: str) -> bool:
 
 
 def _lower(holder: object, field: str) -> bool:
-    """Lower-case an ASCII email in place; False for one that is not ASCII (the models'
-    lower-casing and trimming of other text is theirs to do). Their pattern allows no
-    whitespace, so an email that needed trimming fails the struct's check and goes to them."""
+    """Lower-case an ASCII email in place; False for one that is not ASCII or not an email
+    by the models' pattern (the models' lower-casing and trimming of other text is theirs to
+    do, and so is the error). The pattern allows no whitespace, so an email that needed
+    trimming goes to them too. The structs do not check emails (``agents.messages``)."""
     if not isinstance(holder, dict):
         return True
     email = holder.get(field)
     if not isinstance(email, str):
         return True
-    if not email.isascii():
+    email = email.lower()
+    if not (email.isascii() and len(email) <= EMAIL_MAX_LENGTH and _EMAIL.match(email)):
         return False
-    holder[field] = email.lower()
+    holder[field] = email
     return True

@@ -83,6 +83,11 @@ def test_the_workload_reads_as_the_models_read_it():
         ({"currency": "eur"}, True),
         ({"customer": {"id": "c1", "email": "ånn@example.com"}}, False),  # not ASCII
         ({"customer": {"id": "c1", "email": " ann@example.com"}}, False),  # to be trimmed
+        ({"customer": {"id": "c1", "email": "ann@example.com\n"}}, False),  # to be trimmed
+        ({"customer": {"id": "c1", "email": "ann@example"}}, False),  # not an email: dead-lettered
+        ({"customer": {"id": "c1", "email": "a" * 250 + "@b.co"}}, False),  # too long
+        ({"currency": "EU1"}, False),  # not a currency: the models word the error
+        ({"currency": "ėur"}, False),  # not ASCII
         ({"occurred_at": "2026-11-20t10:00:00z"}, False),
         ({"occurred_at": "2026-11-20T10:00:00.1234567Z"}, False),  # past microseconds
         ({"amount": "-1"}, False),  # invalid: the models word the error
