@@ -63,6 +63,7 @@ class Bench:
         self.cpu_busy_cores = 0.0
         """Cores the whole machine kept busy during the last join run (of ``os.cpu_count()``)."""
         self.send_retries = 0
+        self.worker_cpu_seconds = 0.0
         """Batches the last join run's workers had to send again (streams/tansu.py: on Tansu a
         producer sometimes loses a topic's leader for the 10 s of its request timeout)."""
         self._workload: Workload | None = None
@@ -190,6 +191,7 @@ async def run_join(bench: Bench, workers: int = 1, **extra: str) -> float:
         await asyncio.gather(*(asyncio.to_thread(w.wait_ready, 120) for w in processes))
         started = time.time()
         cpu_before = _cpu_times()
+        worker_cpu_before = sum(_process_cpu_seconds(w.process.pid) for w in processes)
         profile = os.environ.get("BENCH_PROFILE")  # py-spy collapsed stacks of a worker
         if profile and not Path(profile).exists():  # of the first join run only
             spy = str(Path(sys.executable).with_name("py-spy"))
@@ -203,6 +205,8 @@ async def run_join(bench: Bench, workers: int = 1, **extra: str) -> float:
         emitted = [datetime.fromisoformat(orjson.loads(r.value)["emitted_at"]) for r in out]
         finished = max(emitted).timestamp()
         bench.cpu_busy_cores = _busy_cores(cpu_before, _cpu_times())
+        worker_cpu = sum(_process_cpu_seconds(w.process.pid) for w in processes)
+        bench.worker_cpu_seconds = worker_cpu - worker_cpu_before
     finally:
         for worker in processes:
             worker.stop()
@@ -221,6 +225,12 @@ def _cpu_times() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
+def _process_cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds a process has used (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _busy_cores(before: tuple[int, int], after: tuple[int, int]) -> float:
     busy, total = after[0] - before[0], after[1] - before[1]
     return (os.cpu_count() or 1) * busy / total if total else 0.0
@@ -232,6 +242,10 @@ async def join_throughput(bench: Bench) -> None:
     bench.results["join_events_per_s"] = await run_join(bench, **off)
     bench.results["join_cpu_busy_cores"] = bench.cpu_busy_cores
     bench.results["join_send_retries"] = bench.send_retries
+    # the worker's own CPU per input event: what the join costs, whatever else the machine
+    # (the broker, a neighbour) does meanwhile, which moves the events/s from run to run
+    count = bench.results["join_input_events"]
+    bench.results["join_worker_cpu_us_per_event"] = bench.worker_cpu_seconds / count * 1e6
     on = {**off, "REFSTREAM_FAUST_SENSOR": "true"}
     bench.results["join_events_per_s_faust_sensor_on"] = await run_join(bench, **on)
 
