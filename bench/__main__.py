@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -51,6 +52,7 @@ class Bench:
         referrals: int,
         latency_rates: Sequence[int] = (1000, 100),
         compat: str = "kafka",
+        rounds: int = 3,
     ) -> None:
         self.servers = servers
         self.compat = compat
@@ -63,9 +65,15 @@ class Bench:
         self.cpu_busy_cores = 0.0
         """Cores the whole machine kept busy during the last join run (of ``os.cpu_count()``)."""
         self.send_retries = 0
-        self.worker_cpu_seconds = 0.0
         """Batches the last join run's workers had to send again (streams/tansu.py: on Tansu a
         producer sometimes loses a topic's leader for the 10 s of its request timeout)."""
+        self.worker_cpu_seconds = 0.0
+        """CPU the last join run's workers used while it was measured."""
+        self.rounds = rounds
+        """Rounds of the floor, the peer and the join in the join section."""
+        self.keyed: str | None = None
+        """The topic of the keyed records, once produced."""
+        self.keyed_produce_rate = 0.0
         self._workload: Workload | None = None
 
     def name(self, prefix: str) -> str:
@@ -122,24 +130,38 @@ class Bench:
 
 
 async def limits_and_peer(bench: Bench) -> None:
-    """Raw aiokafka produce and consume, Faust's floor and Quix Streams on the same records."""
+    """Raw aiokafka produce and consume of the keyed records (Faust's floor and Quix Streams
+    read them in each round of the join section)."""
+    topic = await keyed_topic(bench)
     records = bench.keyed_records()
-    topic = bench.name("bench-keyed")
-    await kafka.create(bench.servers, [topic], partitions=8)
-    bench.results["raw_produce_events_per_s"] = await kafka.produce_all(
-        bench.servers, lambda _: topic, records
-    )
+    bench.results["raw_produce_events_per_s"] = bench.keyed_produce_rate
     bench.results["raw_consume_events_per_s"] = await kafka.raw_consume_rate(
         bench.servers, topic, len(records)
     )
-    env = bench.env(BENCH_TOPIC=topic, BENCH_COUNT=str(len(records)),
+
+
+async def keyed_topic(bench: Bench) -> str:
+    """The keyed records on an 8-partition topic (produced once a run)."""
+    if bench.keyed is None:
+        records = bench.keyed_records()
+        topic = bench.name("bench-keyed")
+        await kafka.create(bench.servers, [topic], partitions=8)
+        bench.keyed_produce_rate = await kafka.produce_all(bench.servers, lambda _: topic, records)
+        bench.keyed = topic
+        bench.results["bench_records"] = len(records)
+    return bench.keyed
+
+
+async def floor_and_peer(bench: Bench) -> tuple[float, float]:
+    """Faust's floor and the Quix Streams peer on the keyed records: events/s of each."""
+    topic = await keyed_topic(bench)
+    env = bench.env(BENCH_TOPIC=topic, BENCH_COUNT=str(len(bench.keyed_records())),
                     REFSTREAM_APP_ID=bench.name("floor"))  # fmt: skip
     env |= {"REFSTREAM_WEB_HOST": "127.0.0.1", "REFSTREAM_WEB_PORT": str(free_port())}
     floor = await asyncio.to_thread(
         bench.subprocess_result,
         [sys.executable, "-m", "bench.floor", "worker", "-l", "warn"], env, 600,
     )  # fmt: skip
-    bench.results["faust_floor_events_per_s"] = floor["count"] / (floor["last"] - floor["first"])
     output = bench.name("bench-quix-out")
     await kafka.create(bench.servers, [output], partitions=8)
     quix = await asyncio.to_thread(
@@ -147,8 +169,10 @@ async def limits_and_peer(bench: Bench) -> None:
         [sys.executable, "-m", "bench.quix_reference"],
         {**env, "BENCH_OUTPUT": output}, 600,
     )  # fmt: skip
-    bench.results["quix_events_per_s"] = quix["count"] / (quix["last"] - quix["first"])
-    bench.results["bench_records"] = len(records)
+    return (
+        floor["count"] / (floor["last"] - floor["first"]),
+        quix["count"] / (quix["last"] - quix["first"]),
+    )
 
 
 async def preload_journeys(bench: Bench, partitions: int = 8) -> tuple[dict[str, str], int, int]:
@@ -237,15 +261,36 @@ def _busy_cores(before: tuple[int, int], after: tuple[int, int]) -> float:
 
 
 async def join_throughput(bench: Bench) -> None:
-    """One worker (RocksDB), with Faust's sensors off (the throughput setting) and on."""
+    """Rounds of Faust's floor, the Quix peer and one join worker (RocksDB, Faust's sensors
+    off: the throughput setting), back to back, then the join once with the sensors on.
+
+    The machine's speed drifts by 10-20 % over minutes (a shared host), so each ratio is
+    the median of the rounds' own ratios, each of runs a few minutes apart; each rate is the
+    median of its rounds, and every round's figures are kept (``*_rounds``).
+    """
     off = {"REFSTREAM_STORE": "rocksdb://", "REFSTREAM_FAUST_SENSOR": "false"}
-    bench.results["join_events_per_s"] = await run_join(bench, **off)
-    bench.results["join_cpu_busy_cores"] = bench.cpu_busy_cores
-    bench.results["join_send_retries"] = bench.send_retries
-    # the worker's own CPU per input event: what the join costs, whatever else the machine
-    # (the broker, a neighbour) does meanwhile, which moves the events/s from run to run
-    count = bench.results["join_input_events"]
-    bench.results["join_worker_cpu_us_per_event"] = bench.worker_cpu_seconds / count * 1e6
+    rounds: dict[str, list[float]] = {}
+    for _ in range(bench.rounds):
+        floor, quix = await floor_and_peer(bench)
+        join = await run_join(bench, **off)
+        count = bench.results["join_input_events"]
+        # the worker's own CPU per input event: what the join costs, whatever else the
+        # machine (the broker, a neighbour) does meanwhile
+        cpu = bench.worker_cpu_seconds / count * 1e6
+        figures = {
+            "faust_floor_events_per_s": floor, "quix_events_per_s": quix,
+            "join_events_per_s": join, "join_worker_cpu_us_per_event": cpu,
+            "join_cpu_busy_cores": bench.cpu_busy_cores,
+            "join_vs_floor_ratio": join / floor, "join_vs_quix_ratio": join / quix,
+        }  # fmt: skip
+        for name, value in figures.items():
+            rounds.setdefault(name, []).append(value)
+        bench.results["join_send_retries"] = (
+            bench.results.get("join_send_retries", 0) + bench.send_retries
+        )
+    for name, values in rounds.items():
+        bench.results[name] = statistics.median(values)
+        bench.results[f"{name}_rounds"] = [round(v, 3) for v in values]
     on = {**off, "REFSTREAM_FAUST_SENSOR": "true"}
     bench.results["join_events_per_s_faust_sensor_on"] = await run_join(bench, **on)
 
@@ -665,11 +710,14 @@ async def state(bench: Bench) -> None:
 
 
 def ratios(results: dict) -> None:
+    """The join against raw consume; against the floor and the peer, unless the join section
+    took them from its rounds."""
     join = results.get("join_events_per_s")
     for name, base in (("floor", "faust_floor_events_per_s"), ("quix", "quix_events_per_s"),
                        ("raw", "raw_consume_events_per_s")):  # fmt: skip
-        if join and results.get(base):
-            results[f"join_vs_{name}_ratio"] = join / results[base]
+        key = f"join_vs_{name}_ratio"
+        if join and results.get(base) and key not in results:
+            results[key] = join / results[base]
 
 
 SECTIONS: dict[str, Callable[[Bench], Awaitable[None]]] = {
@@ -715,6 +763,7 @@ async def main_async(args: argparse.Namespace) -> dict:
                 args.referrals,
                 args.latency_rates,
                 compat,
+                args.rounds,
             )
             for name in args.only or SECTIONS:
                 started = time.monotonic()
@@ -749,6 +798,10 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--referrals", type=int, default=10_000_000)
     parser.add_argument("--only", nargs="*", choices=list(SECTIONS))
+    parser.add_argument(
+        "--rounds", type=int, default=3,
+        help="rounds of Faust's floor, the Quix peer and the join in the join section",
+    )  # fmt: skip
     parser.add_argument(
         "--latency-rates", nargs="+", type=int, default=[1000, 100], metavar="RATE",
         help="steady rates (events/s) the latency section measures (1,000 is the headline)",
