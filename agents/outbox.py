@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -55,6 +56,7 @@ class Outbox:
         self._stage_topics = stage_topics
         self._records: list[OutRecord] = []
         self._entries: dict[str, list[tuple[bytes, bytes]]] = {}
+        self._kinds: Counter[AttributionKind] = Counter()
 
     def send(
         self,
@@ -78,11 +80,11 @@ class Outbox:
     def emit(self, result: StepResult, source_timestamp: float | None) -> None:
         """Queue a step's forwards and attribution events; ``source_timestamp`` is the input
         record's time, carried along so latency is measured from the producer's record."""
-        for forward in result.forwards:
-            message = forward.message
-            self.forward(
-                forward.stage, forward.key, message.type, to_json(message), source_timestamp,
-            )  # fmt: skip
+        if result.forwards:
+            entries, topics = self._entries, self._stage_topics
+            for stage, key, message in result.forwards:  # self.forward, inline: the hot path
+                entry = envelopes.entry(key, message.type, to_json(message), source_timestamp)
+                entries.setdefault(topics[stage], []).append((key.encode(), entry))
         if result.attributions:
             self.attributions(result.attributions, source_timestamp)
         for totals in result.advocate_totals:
@@ -109,7 +111,7 @@ class Outbox:
                     value,
                     source_timestamp,
                 )
-            _COUNTERS[event.kind].inc()
+            self._kinds[event.kind] += 1
             if source_timestamp:
                 ATTRIBUTION_LATENCY.observe(max(0.0, now - source_timestamp))
 
@@ -125,6 +127,9 @@ class Outbox:
                 for value in envelopes.pack(items):
                     records.append(OutRecord(topic, None, value, partition=partition))
         self._entries = {}
+        for kind, count in self._kinds.items():  # counted once a batch: each inc takes a lock
+            _COUNTERS[kind].inc(count)
+        self._kinds.clear()
         if records:
             for topic in {record.topic for record in records}:
                 await ensure_topic(topic)
