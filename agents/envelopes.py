@@ -59,10 +59,12 @@ _ENTRIES = msgspec.json.Decoder(list[Raw])
 _ENTRY = msgspec.json.Decoder(Entry)
 
 
-def entry(key: str, kind: str, message: bytes, timestamp: float | None) -> bytes:
-    """One keyed message of ``kind`` (its JSON) with the timestamp of the input that caused
-    it."""
-    return _ENCODER.encode(Entry(k=key, ts=timestamp, t=kind, m=Raw(message)))
+def entry(key: str, kind: str, message: bytes | Struct, timestamp: float | None) -> bytes:
+    """One keyed message of ``kind`` with the timestamp of the input that caused it; the
+    message is its JSON, or a struct, written in the same call as the entry (one encoding
+    pass, no intermediate bytes)."""
+    written = Raw(message) if isinstance(message, bytes) else message
+    return _ENCODER.encode(Entry(k=key, ts=timestamp, t=kind, m=written))  # type: ignore[arg-type]
 
 
 def pack(entries: Iterable[bytes], limit: int = MAX_ENVELOPE_BYTES) -> Iterator[bytes]:

@@ -270,8 +270,11 @@ class JoinStage:
                 writes.append((raw_key, to_json(state), partition))
         await outbox.flush()  # outputs first: a crash may repeat them, never lose them
         await self.table.write(self.producer, writes)  # durable before take_events acks it
-        for key, state in states.items():
-            self._track(key, state)
+        if self.holds_events:
+            tracked = self.held
+            for key, state in states.items():
+                if state.held or key in tracked:  # most keys hold nothing, before or now
+                    self._track(key, state)
         PENDING.set(sum(stage.held_total for stage in STAGES.values()))
 
     async def sweep(self, outbox: Outbox) -> None:

@@ -83,7 +83,7 @@ class Outbox:
         if result.forwards:
             entries, topics = self._entries, self._stage_topics
             for stage, key, message in result.forwards:  # self.forward, inline: the hot path
-                entry = envelopes.entry(key, message.type, to_json(message), source_timestamp)
+                entry = envelopes.entry(key, message.type, message, source_timestamp)
                 entries.setdefault(topics[stage], []).append((key.encode(), entry))
         if result.attributions:
             self.attributions(result.attributions, source_timestamp)

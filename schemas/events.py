@@ -2,16 +2,16 @@
 
 Parsing goes through :func:`parse_event`, which takes the raw record bytes. orjson does the
 JSON work; only when an amount arrives as a JSON *number* with a fraction is the record
-re-read with ``parse_float=Decimal`` so that no float ever touches money.
+re-read with msgspec's ``float_hook=Decimal`` so that no float ever touches money.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from decimal import Context, Decimal, DivisionByZero, InvalidOperation, Overflow
 from typing import Annotated, Literal
 
+import msgspec
 import orjson
 from pydantic import (
     AwareDatetime,
@@ -226,6 +226,10 @@ def parse_event(
     return validate_event(load_event(raw, expected))
 
 
+_DECIMAL_FLOATS = msgspec.json.Decoder(float_hook=Decimal)
+"""JSON whose numbers with a fraction are read as decimals, from their text."""
+
+
 def load_event(raw: bytes | None, expected: frozenset[str] | None = None) -> dict:
     """The first half of :func:`parse_event`: the record's JSON object, its ``type`` known
     (and expected on the topic) and its ``occurred_at`` an RFC 3339 text, amounts with a
@@ -250,8 +254,8 @@ def load_event(raw: bytes | None, expected: frozenset[str] | None = None) -> dic
         # JSON number with a fraction: read it again without floats. Python's reader nests
         # less deep than orjson's (its recursion limit, about 1,000, against orjson's 1,024).
         try:
-            data = json.loads(raw, parse_float=Decimal)
-        except RecursionError:
+            data = _DECIMAL_FLOATS.decode(raw)
+        except (RecursionError, msgspec.DecodeError):  # orjson read it: nesting too deep
             raise InvalidEvent("invalid_json", "not valid JSON: nested too deeply") from None
     return data
 

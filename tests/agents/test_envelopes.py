@@ -1,7 +1,11 @@
+from datetime import UTC, datetime
+
 import orjson
 import pytest
 
 from agents import envelopes
+from agents.codec import decoder, to_json
+from agents.messages import Customer, SignupCompleted
 
 
 def test_entries_round_trip_with_their_key_timestamp_kind_and_message():
@@ -17,6 +21,19 @@ def test_entries_round_trip_with_their_key_timestamp_kind_and_message():
         ('quote"and\\slash', None, "expire", b'{"type":"expire"}'),
     ]
     assert orjson.loads(packed)[0]["m"]["note"] == 'a "quoted" café'  # embedded, not a string
+
+
+def test_a_struct_message_is_written_as_its_json_would_be():
+    """Forwards pass their struct and it is encoded with the entry, in one call."""
+    signup = SignupCompleted(
+        event_id="evt_2", referral_id="ref_1",
+        occurred_at=datetime(2026, 11, 21, 9, 30, tzinfo=UTC),
+        customer=Customer(id="cus_bob", email="bob@example.com", first_name="Bob"),
+    )  # fmt: skip
+    as_struct = envelopes.entry("ref_1", signup.type, signup, 1700000000.5)
+    assert as_struct == envelopes.entry("ref_1", signup.type, to_json(signup), 1700000000.5)
+    (entry,) = envelopes.unpack(b"[" + as_struct + b"]")
+    assert decoder(SignupCompleted)(entry.m) == signup
 
 
 def test_pack_splits_at_the_limit_and_keeps_the_order():

@@ -52,6 +52,19 @@ def test_json_number_amounts_stay_exact():
     assert parse({**ORDER, "amount": 7}).amount == Decimal(7)
 
 
+def test_json_number_amounts_in_deeply_nested_records_are_refused_not_raised():
+    """orjson reads ~1,000 levels, and a record it reads is read again for its amount's
+    digits, which nests less deep: the record is invalid, never an uncaught error."""
+    nested = b"[" * 1010 + b"]" * 1010
+    raw = json.dumps({**ORDER, "extra": 0}).replace('"49.90"', "49.9").encode()
+    raw = raw.replace(b'"extra": 0', b'"extra": ' + nested)
+    assert orjson.loads(raw)["amount"] == 49.9  # orjson reads it
+    with pytest.raises(InvalidEvent) as err:
+        parse_event(raw)
+    assert err.value.reason == "invalid_json"
+    assert err.value.message == "not valid JSON: nested too deeply"
+
+
 def test_extra_fields_are_ignored_and_currency_upper_cased():
     event = parse({**ORDER, "currency": "eur", "coupon": "X", "customer": {"id": "c", "vip": 1}})
     assert event.currency == "EUR"
