@@ -39,6 +39,10 @@ def shared_memory(budget_bytes: int) -> tuple[rocksdict.Cache, rocksdict.WriteBu
     return block_cache, memtables
 
 
+MEMTABLE_BLOOM_RATIO = 0.1
+"""Of each memtable, the part its bloom filter takes (RocksDB's recommended 10 %)."""
+
+
 class BudgetedOptions(RocksDBOptions):
     """Faust's RocksDB options (rocksdict driver), with the cache and memtables shared."""
 
@@ -71,6 +75,11 @@ class BudgetedOptions(RocksDBOptions):
         options.set_max_write_buffer_number(self.max_write_buffer_number)
         options.set_target_file_size_base(self.target_file_size_base)
         options.set_write_buffer_manager(memtables)
+        # A bloom filter per memtable: most reads are of keys not written yet (a new
+        # referral, email, customer or order), which would otherwise walk each memtable's
+        # skip list (3.5 -> 2.8 us a key read in a worker, bench join).
+        options.set_memtable_prefix_bloom_ratio(MEMTABLE_BLOOM_RATIO)
+        options.set_memtable_whole_key_filtering(True)
         table = rocksdict.BlockBasedOptions()
         table.set_bloom_filter(self.bloom_filter_size, True)
         table.set_block_cache(block_cache)

@@ -117,6 +117,12 @@ class DurableTable(faust.Table):
             store.rocksdb_options = BudgetedOptions(settings.rocksdb_memory_bytes, **ROCKSDB_SIZES)
         return store
 
+    def _sensed(self) -> bool:
+        """Whether Faust has sensors to tell of reads and writes (none with
+        ``REFSTREAM_FAUST_SENSOR=false``, where telling them was two calls a key for
+        nothing)."""
+        return next(iter(self.app.sensors), None) is not None
+
     def read(self, key: bytes, partition: int) -> bytes | None:
         """The stored value of ``key``, which lives in ``partition`` (see :meth:`read_many`)."""
         return self.read_many([(key, partition)])[key]
@@ -134,8 +140,10 @@ class DurableTable(faust.Table):
         found: dict[bytes, bytes | None] = {}
         missing: dict[int, list[bytes]] = {}
         recent, older = self._recent, self._older
+        if self._sensed():
+            for key, _ in keys:
+                self.on_key_get(key)
         for key, partition in keys:
-            self.on_key_get(key)
             value = recent.get(key, _UNKNOWN)
             if value is _UNKNOWN:
                 value = older.get(key, _UNKNOWN)
@@ -182,8 +190,9 @@ class DurableTable(faust.Table):
             return
         topic = self.changelog_topic_name
         last_offsets = await producer.send_keyed(topic, items)
-        for key, value, _ in items:
-            self._sensor_on_set(self, key, value)
+        if self._sensed():
+            for key, value, _ in items:
+                self._sensor_on_set(self, key, value)
         store = self.data
         if isinstance(store, RocksDBStore) and store.use_rocksdict:
             write_acknowledged(store._db_for_partition, store.offset_key, items, last_offsets)

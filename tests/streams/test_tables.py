@@ -102,3 +102,38 @@ def test_many_keys_are_read_at_once_from_memory_and_from_each_partition_s_databa
         for db in dbs.values():
             db.close()
     assert got == {b"a": b"a0", b"b": b"b1", b"c": b"c-written", b"d": None, b"e": None}
+
+
+def test_faust_sensors_see_each_read_and_write_when_there_are_any(table):
+    """With no sensor (``REFSTREAM_FAUST_SENSOR=false``) the per-key calls are skipped; a
+    sensor, when there is one, is told of every key read and written."""
+    from faust.sensors import Sensor
+
+    class Recording(Sensor):
+        def __init__(self) -> None:
+            super().__init__()
+            self.gets: list[bytes] = []
+            self.sets: list[tuple[bytes, bytes | None]] = []
+
+        def on_table_get(self, table, key) -> None:
+            self.gets.append(key)
+
+        def on_table_set(self, table, key, value) -> None:
+            self.sets.append((key, value))
+
+    sensors = table.app.sensors
+    before = list(sensors)
+    for sensor in before:
+        sensors.remove(sensor)
+    assert not table._sensed()
+    recording = Recording()
+    sensors.add(recording)
+    try:
+        asyncio.run(table.write(AckingProducer(), [(b"o1", b"v1", 0), (b"o2", None, 1)]))
+        table.read_many([(b"o1", 0), (b"o3", 1)])
+    finally:
+        sensors.remove(recording)
+        for sensor in before:
+            sensors.add(sensor)
+    assert recording.sets == [(b"o1", b"v1"), (b"o2", None)]
+    assert recording.gets == [b"o1", b"o3"]
