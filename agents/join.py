@@ -255,7 +255,7 @@ class JoinStage:
         states: dict[str, Any] = {}
         # each key's partition is its records'; the changelog's too
         keys = [(key.encode(), group[0][2].message.partition) for key, group in groups.items()]
-        stored_values = self.table.read_many(keys)
+        stored_values = await self.table.read_many(keys)
         step, rules = self.step, self.rules
         for (raw_key, partition), (key, group) in zip(keys, groups.items(), strict=True):
             stored = stored_values[raw_key]

@@ -68,7 +68,7 @@ class MemoryTable:
     def __init__(self) -> None:
         self.data: dict[bytes, bytes] = {}
 
-    def read_many(self, keys: list[tuple[bytes, int]]) -> dict[bytes, bytes | None]:
+    async def read_many(self, keys: list[tuple[bytes, int]]) -> dict[bytes, bytes | None]:
         return {key: self.data.get(key) for key, _ in keys}
 
     async def write(self, producer: Any, writes: list[tuple[bytes, bytes, int]]) -> None:

@@ -57,11 +57,11 @@ def table(monkeypatch):
 
 def test_a_table_reads_what_it_wrote_from_memory_until_a_rebalance(table):
     asyncio.run(table.write(AckingProducer(), [(b"o1", b"v1", 0), (b"o2", b"v2", 1)]))
-    assert (table.read(b"o1", 0), table.read(b"o2", 1)) == (b"v1", b"v2")
+    assert (asyncio.run(table.read(b"o1", 0)), asyncio.run(table.read(b"o2", 1))) == (b"v1", b"v2")
     table.data.data[b"o1"] = b"behind the stage's back"  # only a rebalance lets this happen
-    assert table.read(b"o1", 0) == b"v1"
+    assert asyncio.run(table.read(b"o1", 0)) == b"v1"
     asyncio.run(table.on_rebalance(set(), set(), set()))
-    assert table.read(b"o1", 0) == b"behind the stage's back"
+    assert asyncio.run(table.read(b"o1", 0)) == b"behind the stage's back"
 
 
 def test_the_values_kept_in_memory_stay_within_their_budget(table, monkeypatch):
@@ -75,7 +75,7 @@ def test_the_values_kept_in_memory_stay_within_their_budget(table, monkeypatch):
     assert [f"k{i}".encode() for i in range(25, 30)] == [k for k in kept if k >= b"k25"]
     assert b"k0" not in kept  # the oldest went first
     table.data.data[b"k0"] = b"from the store"
-    assert table.read(b"k0", 0) == b"from the store"
+    assert asyncio.run(table.read(b"k0", 0)) == b"from the store"
 
 
 def test_many_keys_are_read_at_once_from_memory_and_from_each_partition_s_database(tmp_path):
@@ -95,7 +95,7 @@ def test_many_keys_are_read_at_once_from_memory_and_from_each_partition_s_databa
     real = table._data
     table._data = Store()
     try:
-        got = table.read_many([(b"a", 0), (b"b", 1), (b"c", 1), (b"d", 0), (b"e", 1)])
+        got = asyncio.run(table.read_many([(b"a", 0), (b"b", 1), (b"c", 1), (b"d", 0), (b"e", 1)]))
     finally:
         table._data = real
         table.forget()
@@ -130,7 +130,7 @@ def test_faust_sensors_see_each_read_and_write_when_there_are_any(table):
     sensors.add(recording)
     try:
         asyncio.run(table.write(AckingProducer(), [(b"o1", b"v1", 0), (b"o2", None, 1)]))
-        table.read_many([(b"o1", 0), (b"o3", 1)])
+        asyncio.run(table.read_many([(b"o1", 0), (b"o3", 1)]))
     finally:
         sensors.remove(recording)
         for sensor in before:
