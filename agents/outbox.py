@@ -122,7 +122,12 @@ class Outbox:
             partition_of = await self._producer.partitioner(topic)
             by_partition: dict[int, list[bytes]] = {}
             for key, item in entries:
-                by_partition.setdefault(partition_of(key), []).append(item)
+                partition = partition_of(key)
+                items = by_partition.get(partition)
+                if items is None:
+                    by_partition[partition] = [item]
+                else:
+                    items.append(item)
             for partition, items in by_partition.items():
                 for value in envelopes.pack(items):
                     records.append(OutRecord(topic, None, value, partition=partition))

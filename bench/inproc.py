@@ -16,7 +16,6 @@ import pstats
 import time
 from collections import Counter
 from collections.abc import Callable
-from functools import partial
 from types import SimpleNamespace
 from typing import Any
 
@@ -29,10 +28,11 @@ from agents.outbox import Outbox
 from agents.rules import Stage
 from dev.generator import Workload
 from streams.app import settings, tune_gc
-from streams.producer import OutRecord, place
+from streams.producer import OutRecord, placer_of
 from streams.topics import STAGE_TOPICS
 
 PARTITIONS = list(range(8))
+_PLACE = placer_of(PARTITIONS)
 
 
 class MemoryProducer:
@@ -43,14 +43,14 @@ class MemoryProducer:
         self._offset = 0
 
     async def partitioner(self, topic: str) -> Callable[[bytes | None], int]:
-        return partial(place, partitions=PARTITIONS)
+        return _PLACE
 
     async def send_all(self, records: list[OutRecord]) -> None:
         for record in records:
             self._offset += 1
             record.offset = self._offset
             if record.partition is None:
-                record.partition = place(record.key, PARTITIONS)
+                record.partition = _PLACE(record.key)
             self.topics.setdefault(record.topic, []).append(record)
 
     def take(self, topic: str) -> list[OutRecord]:
@@ -61,7 +61,7 @@ class MemoryTable:
     def __init__(self) -> None:
         self.data: dict[bytes, bytes | None] = {}
 
-    def read_many(self, keys: list[tuple[bytes, int]]) -> dict[bytes, bytes | None]:
+    async def read_many(self, keys: list[tuple[bytes, int]]) -> dict[bytes, bytes | None]:
         return {key: self.data.get(key) for key, _ in keys}
 
     async def write(self, producer: Any, items: list[tuple[bytes, bytes | None, int]]) -> None:

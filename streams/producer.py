@@ -13,7 +13,6 @@ import logging
 import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import partial
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -22,7 +21,7 @@ from murmurhash2 import murmurhash2
 from streams.connection import KafkaConnection, connection_of
 from streams.metrics import PRODUCER_SEND_RETRIES
 
-__all__ = ["BatchProducer", "Headers", "OutRecord", "place"]
+__all__ = ["BatchProducer", "Headers", "OutRecord", "place", "placer_of"]
 
 Headers = list[tuple[str, bytes]]
 Row = tuple[bytes | None, bytes | None, int | None, Headers | None]
@@ -57,7 +56,7 @@ class BatchProducer:
         self._request_timeout_ms = request_timeout_ms
         self._producer: AIOKafkaProducer | None = None
         self._starting = asyncio.Lock()
-        self._partitions: dict[str, list[int]] = {}
+        self._placers: dict[str, Callable[[bytes | None], int]] = {}
 
     async def _started(self) -> AIOKafkaProducer:
         if self._producer is not None:
@@ -90,11 +89,12 @@ class BatchProducer:
 
     async def partitioner(self, topic: str) -> Callable[[bytes | None], int]:
         """``key → partition`` for ``topic``, as aiokafka's default partitioner places it."""
-        partitions = self._partitions.get(topic)
-        if partitions is None:
+        placer = self._placers.get(topic)
+        if placer is None:
             producer = await self._started()
-            partitions = self._partitions[topic] = sorted(await producer.partitions_for(topic))
-        return partial(place, partitions=partitions)
+            partitions = sorted(await producer.partitions_for(topic))
+            placer = self._placers[topic] = placer_of(partitions)
+        return placer
 
     async def send_all(self, records: Sequence[OutRecord]) -> None:
         """Send ``records`` and return once the broker has acknowledged every one; each
@@ -191,13 +191,24 @@ class BatchProducer:
         return await producer.send_batch(batch, topic, partition=partition)
 
 
+def placer_of(partitions: Sequence[int]) -> Callable[[bytes | None], int]:
+    """:func:`place` for one topic's ``partitions``, as one function of the key (the join
+    places every entry it forwards)."""
+    count = len(partitions)
+
+    def place_key(key: bytes | None) -> int:
+        if key is None:
+            return random.choice(partitions)
+        return partitions[(murmurhash2(key, _KAFKA_SEED) & 0x7FFFFFFF) % count]
+
+    return place_key
+
+
 def place(key: bytes | None, partitions: Sequence[int]) -> int:
     """The partition aiokafka's default partitioner (Kafka's murmur2) gives ``key``, a random
     one for None. aiokafka hashes in Python, about 2.5 µs a key; the join places every key
     it sends, so the hash comes from ``murmurhash2``'s native code (0.1 µs)."""
-    if key is None:
-        return random.choice(partitions)
-    return partitions[(murmurhash2(key, _KAFKA_SEED) & 0x7FFFFFFF) % len(partitions)]
+    return placer_of(partitions)(key)
 
 
 _KAFKA_SEED = 0x9747B28C

@@ -9,7 +9,7 @@ from aiokafka.errors import NotLeaderForPartitionError, RecordTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
 
 from streams import producer as producer_module
-from streams.producer import BatchProducer, OutRecord, place
+from streams.producer import BatchProducer, OutRecord, place, placer_of
 
 
 class FakeKafka:
@@ -103,5 +103,7 @@ def test_keys_go_where_aiokafkas_default_partitioner_puts_them():
     keys += [rng.randbytes(rng.randint(0, 64)) for _ in range(2000)] + [b"", "ü@x".encode()]
     for count in (1, 3, 8, 32):
         partitions = list(range(count))
+        placer = placer_of(partitions)
         for key in keys:
-            assert place(key, partitions) == DefaultPartitioner()(key, partitions, partitions)
+            expected = DefaultPartitioner()(key, partitions, partitions)
+            assert place(key, partitions) == placer(key) == expected
