@@ -251,12 +251,7 @@ def referral_step(
             _reevaluate_signups(state, now, rules, result)
         case Attribution():
             _fold_attribution(state, message)
-            _forward_revenue(message, result)
-            if message.kind in ACTIVITY_KINDS and message.advocate and message.referral_id:
-                _forward_activity(
-                    message.advocate, message.referral_id, message.kind.value,
-                    message.occurred_at, message.order, result,
-                )  # fmt: skip
+            _forward_to_advocate(message, result)
             _reevaluate_signups(state, now, rules, result)
         case Expire():
             _reevaluate_signups(state, now, rules, result, expire=True)
@@ -350,20 +345,27 @@ def _fold_attribution(state: ReferralState, event: Attribution) -> None:
                 state.converted_at = event.occurred_at
 
 
-def _forward_revenue(event: Attribution, result: StepResult) -> None:
-    """Order attributions move the advocate's total: tell the advocate stage."""
-    if event.kind not in (K.REFERRAL_CONVERTED, K.ORDER_ATTRIBUTED, K.ORDER_REFUNDED):
+def _forward_to_advocate(event: Attribution, result: StepResult) -> None:
+    """Tell the advocate stage what the attribution did: an order attribution moves the
+    advocate's total and is a fact of their referral (one message carries both), a
+    signup is a fact."""
+    advocate, referral_id = event.advocate, event.referral_id
+    if advocate is None or advocate.id is None or referral_id is None:
         return
-    advocate = event.advocate
-    if advocate is None or advocate.id is None or event.referral_id is None:
-        return
-    revenue = AdvocateRevenue(
-        advocate=advocate, referral_id=event.referral_id, revenue=event.totals.revenue,
-        attribution_event_id=event.attribution_event_id,
-    )  # fmt: skip
-    result.forwards.append(Forward(Stage.ADVOCATE, advocate.id, revenue))
+    kind = event.kind
+    if kind in REVENUE_KINDS:
+        revenue = AdvocateRevenue(
+            advocate=advocate, referral_id=referral_id, revenue=event.totals.revenue,
+            attribution_event_id=event.attribution_event_id,
+            kind=kind.value, occurred_at=event.occurred_at, order=event.order,
+        )  # fmt: skip
+        result.forwards.append(Forward(Stage.ADVOCATE, advocate.id, revenue))
+    elif kind in ACTIVITY_KINDS:
+        _forward_activity(advocate, referral_id, kind.value, event.occurred_at, event.order, result)
 
 
+REVENUE_KINDS = frozenset({K.REFERRAL_CONVERTED, K.ORDER_ATTRIBUTED, K.ORDER_REFUNDED})
+"""The attributions that move an advocate's revenue (each also one of ``ACTIVITY_KINDS``)."""
 ACTIVITY_KINDS = frozenset(
     {K.FRIEND_SIGNED_UP, K.REFERRAL_CONVERTED, K.ORDER_ATTRIBUTED, K.ORDER_REFUNDED}
 )
@@ -401,8 +403,15 @@ def advocate_step(
     if isinstance(message, AdvocateActivity):
         _apply_activity(state, message)
         return state, result
+    _apply_revenue(state, message, result)
+    if message.kind is not None:  # the fact it carries, as an AdvocateActivity of it
+        _apply_activity(state, message)
+    return state, result
+
+
+def _apply_revenue(state: AdvocateState, message: AdvocateRevenue, result: StepResult) -> None:
     if state.revenue_of(message.referral_id) == message.revenue and state.advocate:
-        return state, result  # a repeat (redelivery): the total did not move
+        return  # a repeat (redelivery): the total did not move
     state.advocate = message.advocate
     state.set_revenue(message.referral_id, message.revenue)
     total: dict[str, Decimal] = {}
@@ -417,10 +426,9 @@ def advocate_step(
             source_attribution_event_id=message.attribution_event_id,
         )
     )
-    return state, result
 
 
-def _apply_activity(state: AdvocateState, message: AdvocateActivity) -> None:
+def _apply_activity(state: AdvocateState, message: AdvocateActivity | AdvocateRevenue) -> None:
     """Set the fact ``message`` carries; each is idempotent and none depends on arrival
     order (a refund's net only ever lowers an order's)."""
     if message.kind == "referral_created" or state.advocate is None:

@@ -155,13 +155,21 @@ def _identified(advocate: Person) -> None:
 
 
 class AdvocateRevenue(Struct, kw_only=True):
-    """Referral stage → advocate stage: one referral's revenue as of an attribution event."""
+    """Referral stage → advocate stage: one referral's revenue as of an attribution event,
+    and the fact that event is (its ``kind``, ``occurred_at`` and ``order``, as an
+    :class:`AdvocateActivity` would carry them): every attribution that moves revenue is
+    also a fact, and one message to the advocate costs half of two (README, performance,
+    item 40). Without ``kind`` (messages of earlier versions, which sent the fact alone),
+    it is the revenue only."""
 
     type: str = "advocate.revenue"
     advocate: Person
     referral_id: str
     revenue: dict[str, DecimalString]
     attribution_event_id: str
+    kind: str | None = None
+    occurred_at: Instant | None = None
+    order: OrderFact | None = None
 
     def __post_init__(self) -> None:
         _identified(self.advocate)
