@@ -19,7 +19,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from itertools import repeat
 from typing import Any
 
 import msgspec
@@ -197,17 +196,19 @@ class JoinStage:
     async def process(self, events: list[EventT], outbox: Outbox) -> None:
         """Apply a batch of envelopes, at most ``batch_size`` entries at a time (an envelope
         carries hundreds, and a batch's states, outputs and records are all in memory)."""
-        chunk: list[tuple[envelopes.Entry | Raw, EventT, int]] = []
+        chunk: list[tuple[EventT, list[envelopes.Entry | Raw]]] = []
+        size = 0
         for event in self.in_order(events):
             try:
                 entries = envelopes.unpack(event.message.value)
             except ValueError as exc:  # a bad record never escapes the agent
                 self._dead_letter(event, event.message.value, exc, outbox)
                 continue
-            chunk.extend(zip(entries, repeat(event), range(len(entries))))
-            if len(chunk) >= self.batch_size:
+            chunk.append((event, entries))
+            size += len(entries)
+            if size >= self.batch_size:
                 await self._apply(chunk, outbox)
-                chunk = []
+                chunk, size = [], 0
         await self._apply(chunk, outbox)
 
     def in_order(self, events: list[EventT]) -> list[EventT]:
@@ -231,26 +232,32 @@ class JoinStage:
         return fresh
 
     async def _apply(
-        self, chunk: list[tuple[envelopes.Entry | Raw, EventT, int]], outbox: Outbox
+        self, chunk: list[tuple[EventT, list[envelopes.Entry | Raw]]], outbox: Outbox
     ) -> None:
         now = time.time()
         groups: dict[str, list[tuple[float | None, Any, EventT]]] = {}
         accepts = _ACCEPTS[self.stage]
-        for entry, event, index in chunk:
-            try:  # an entry of the current form, inline (most of a stage's entries)
-                message = _DECODERS[entry.t](entry.m)
-                if not isinstance(message, accepts):
-                    raise BadMessage
-                key, timestamp = entry.k, entry.ts
-                if timestamp is not None and not 0 <= timestamp <= _LATEST_TIMESTAMP:
-                    timestamp = None
-            except Exception:  # any other form, or a bad entry: decode_entry says which
-                try:
-                    key, timestamp, message = decode_entry(entry, self.stage)
-                except Exception as exc:  # a bad message never escapes the agent
-                    self._dead_letter(event, _entry_bytes(entry, event, index), exc, outbox)
-                    continue
-            groups.setdefault(key, []).append((timestamp, message, event))
+        for event, entries in chunk:
+            for entry in entries:
+                try:  # an entry of the current form, inline (most of a stage's entries)
+                    message = _DECODERS[entry.t](entry.m)
+                    if not isinstance(message, accepts):
+                        raise BadMessage
+                    key, timestamp = entry.k, entry.ts
+                    if timestamp is not None and not 0 <= timestamp <= _LATEST_TIMESTAMP:
+                        timestamp = None
+                except Exception:  # any other form, or a bad entry: decode_entry says which
+                    try:
+                        key, timestamp, message = decode_entry(entry, self.stage)
+                    except Exception as exc:  # a bad message never escapes the agent
+                        value = _entry_bytes(entry, event, entries)
+                        self._dead_letter(event, value, exc, outbox)
+                        continue
+                group = groups.get(key)
+                if group is None:
+                    groups[key] = [(timestamp, message, event)]
+                else:
+                    group.append((timestamp, message, event))
         writes: list[tuple[bytes, bytes, int]] = []
         states: dict[str, Any] = {}
         # each key's partition is its records'; the changelog's too
@@ -357,10 +364,13 @@ class JoinStage:
         )
 
 
-def _entry_bytes(entry: envelopes.Entry | Raw, event: EventT, index: int) -> bytes:
-    """A bad entry for its dead letter, as it was in its envelope."""
+def _entry_bytes(
+    entry: envelopes.Entry | Raw, event: EventT, entries: list[envelopes.Entry | Raw]
+) -> bytes:
+    """A bad entry for its dead letter, as it was in its envelope (one of ``entries``)."""
     if isinstance(entry, Raw):
         return bytes(entry)
+    index = next(i for i, other in enumerate(entries) if other is entry)
     return envelopes.entry_bytes(event.message.value, index)
 
 

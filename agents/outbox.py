@@ -84,7 +84,10 @@ class Outbox:
             entries, topics = self._entries, self._stage_topics
             for stage, key, message in result.forwards:  # self.forward, inline: the hot path
                 entry = envelopes.entry(key, message.type, message, source_timestamp)
-                entries.setdefault(topics[stage], []).append((key.encode(), entry))
+                queued = entries.get(topics[stage])
+                if queued is None:
+                    queued = entries[topics[stage]] = []
+                queued.append((key.encode(), entry))
         if result.attributions:
             self.attributions(result.attributions, source_timestamp)
         for totals in result.advocate_totals:
