@@ -96,6 +96,10 @@ class JoinRules:
     """Rule 14: every window opens this much before its start."""
     dedup_ttl: float = 72 * 3600.0
     """Rule 13: seconds of processing time an event id is remembered, at least."""
+    advocate_facts_apart: bool = False
+    """Send an attribution's revenue and its fact to the advocate stage as two messages, as
+    workers before this one did (and read them): for a rolling upgrade from such a version
+    (``REFSTREAM_ADVOCATE_FACTS_APART``)."""
 
 
 class Released(StrEnum):
@@ -251,7 +255,7 @@ def referral_step(
             _reevaluate_signups(state, now, rules, result)
         case Attribution():
             _fold_attribution(state, message)
-            _forward_to_advocate(message, result)
+            _forward_to_advocate(message, rules, result)
             _reevaluate_signups(state, now, rules, result)
         case Expire():
             _reevaluate_signups(state, now, rules, result, expire=True)
@@ -345,22 +349,27 @@ def _fold_attribution(state: ReferralState, event: Attribution) -> None:
                 state.converted_at = event.occurred_at
 
 
-def _forward_to_advocate(event: Attribution, result: StepResult) -> None:
+def _forward_to_advocate(event: Attribution, rules: JoinRules, result: StepResult) -> None:
     """Tell the advocate stage what the attribution did: an order attribution moves the
-    advocate's total and is a fact of their referral (one message carries both), a
-    signup is a fact."""
+    advocate's total and is a fact of their referral (one message carries both, or two
+    with ``rules.advocate_facts_apart``), a signup is a fact."""
     advocate, referral_id = event.advocate, event.referral_id
     if advocate is None or advocate.id is None or referral_id is None:
         return
     kind = event.kind
     if kind in REVENUE_KINDS:
+        together = not rules.advocate_facts_apart
         revenue = AdvocateRevenue(
             advocate=advocate, referral_id=referral_id, revenue=event.totals.revenue,
             attribution_event_id=event.attribution_event_id,
-            kind=kind.value, occurred_at=event.occurred_at, order=event.order,
+            kind=kind.value if together else None,
+            occurred_at=event.occurred_at if together else None,
+            order=event.order if together else None,
         )  # fmt: skip
         result.forwards.append(Forward(Stage.ADVOCATE, advocate.id, revenue))
-    elif kind in ACTIVITY_KINDS:
+        if together:
+            return
+    if kind in ACTIVITY_KINDS:
         _forward_activity(advocate, referral_id, kind.value, event.occurred_at, event.order, result)
 
 

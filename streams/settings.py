@@ -103,6 +103,11 @@ class Settings(BaseSettings):
     pending_ttl_seconds: float = Field(86400, gt=0, alias="PENDING_TTL_SECONDS")
     clock_skew_seconds: float = Field(300, ge=0, alias="ATTRIBUTION_CLOCK_SKEW_SECONDS")
     """Rule 14: every attribution window opens this much before its start."""
+    advocate_facts_apart: bool = Field(False, alias="REFSTREAM_ADVOCATE_FACTS_APART")
+    """For a rolling upgrade from a version before 2026-12-06: the referral stage sends an
+    order's advocate revenue and its fact as two messages, which those versions read (one
+    of theirs would apply only the revenue of the merged message). Roll once more without
+    it when no such worker is left (README, Operations)."""
     dedup_ttl_hours: float = Field(72, gt=0, alias="REFSTREAM_DEDUP_TTL_HOURS")
     """Rule 13: event ids are remembered at least this long (processing time): the longest
     retry window of the platforms that push to the gateway (Stripe, Rewardful: 3 days)."""
@@ -135,6 +140,7 @@ class Settings(BaseSettings):
             pending_ttl=self.pending_ttl_seconds,
             clock_skew=timedelta(seconds=self.clock_skew_seconds),
             dedup_ttl=self.dedup_ttl_hours * 3600,
+            advocate_facts_apart=self.advocate_facts_apart,
         )
 
     def sink_dlq(self, sink: str) -> str:

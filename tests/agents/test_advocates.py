@@ -142,43 +142,45 @@ def test_states_and_messages_of_the_pydantic_form_are_read_and_written_alike():
     assert orjson.loads(to_json(message)) == orjson.loads(OLD_ACTIVITY)  # the offset kept
 
 
-def test_an_order_s_revenue_and_its_fact_are_one_message_and_the_earlier_two_read_alike():
+def test_an_order_s_revenue_and_its_fact_are_one_message_or_two_and_read_alike():
     """An attribution that moves revenue reaches the advocate stage as one message carrying
-    the fact too; a worker of an earlier version sent the revenue and the fact apart (still
-    read after an upgrade), and both forms leave the same state and the same total."""
-    from msgspec.structs import replace
+    the fact too; with ``advocate_facts_apart`` (a rolling upgrade from a version that
+    sends and reads them apart) as two, and both forms leave the same state and total."""
+    from dataclasses import replace
 
     from agents.codec import to_json
     from agents.state import AdvocateActivity, AdvocateRevenue
 
     sim = Workload.build(journeys=120, seed=13, invalid=0).expected()
+    apart_rules = replace(sim.rules, advocate_facts_apart=True)
     merged = 0
     for event in sim.emitted:
         if event.referral_id is None:
             continue
-        referral = copy.deepcopy(sim.tables[Stage.REFERRAL][event.referral_id])
-        _, result = referral_step(referral, as_read(event), event.referral_id, sim.now, sim.rules)
-        to_advocate = [f for f in result.forwards if f.stage == Stage.ADVOCATE]
-        revenues = [f for f in to_advocate if isinstance(f.message, AdvocateRevenue)]
-        if not revenues:
+        forwards = {}
+        for rules in (sim.rules, apart_rules):
+            referral = copy.deepcopy(sim.tables[Stage.REFERRAL][event.referral_id])
+            _, result = referral_step(referral, as_read(event), event.referral_id, 0.0, rules)
+            forwards[rules] = [f for f in result.forwards if f.stage == Stage.ADVOCATE]
+        together, apart = forwards[sim.rules], forwards[apart_rules]
+        if not any(isinstance(f.message, AdvocateRevenue) for f in together):
+            assert together == apart
             continue
-        assert len(to_advocate) == 1  # the revenue alone: it carries the fact
-        key, message = revenues[0].key, revenues[0].message
-        assert message.kind == event.kind.value
         merged += 1
-        apart = [
-            replace(message, kind=None, occurred_at=None, order=None),
-            AdvocateActivity(
-                advocate=message.advocate, referral_id=message.referral_id,
-                kind=message.kind, occurred_at=message.occurred_at, order=message.order,
-            ),
-        ]  # fmt: skip
+        assert len(together) == 1  # the revenue alone: it carries the fact
+        assert together[0].message.kind == event.kind.value
+        assert [type(f.message) for f in apart] == [AdvocateRevenue, AdvocateActivity]
+        assert apart[0].message.kind is None  # as a worker of the earlier version sends it
+        key = together[0].key
         for start in (None, sim.tables[Stage.ADVOCATE].get(key)):
-            one, one_result = advocate_step(copy.deepcopy(start), message, key, 0.0, sim.rules)
-            two, totals = copy.deepcopy(start), []
-            for part in apart:
-                two, part_result = advocate_step(two, part, key, 0.0, sim.rules)
-                totals += part_result.advocate_totals
-            assert to_json(one) == to_json(two)
-            assert one_result.advocate_totals == totals
+            states, totals = [], []
+            for messages in (together, apart):
+                state, sent = copy.deepcopy(start), []
+                for forward in messages:
+                    state, result = advocate_step(state, forward.message, key, 0.0, sim.rules)
+                    sent += result.advocate_totals
+                states.append(to_json(state))
+                totals.append(sent)
+            assert states[0] == states[1]
+            assert totals[0] == totals[1]
     assert merged > 20
