@@ -235,9 +235,11 @@ class JoinStage:
         self, chunk: list[tuple[EventT, list[envelopes.Entry | Raw]]], outbox: Outbox
     ) -> None:
         now = time.time()
-        groups: dict[str, list[tuple[float | None, Any, EventT]]] = {}
+        groups: dict[str, list[tuple[float | None, Any]]] = {}
+        partitions: dict[str, int] = {}  # each key's partition is its records'; the changelog's too
         accepts = _ACCEPTS[self.stage]
         for event, entries in chunk:
+            partition = event.message.partition
             for entry in entries:
                 try:  # an entry of the current form, inline (most of a stage's entries)
                     message = _DECODERS[entry.t](entry.m)
@@ -255,19 +257,19 @@ class JoinStage:
                         continue
                 group = groups.get(key)
                 if group is None:
-                    groups[key] = [(timestamp, message, event)]
+                    groups[key] = [(timestamp, message)]
+                    partitions[key] = partition
                 else:
-                    group.append((timestamp, message, event))
+                    group.append((timestamp, message))
         writes: list[tuple[bytes, bytes, int]] = []
         states: dict[str, Any] = {}
-        # each key's partition is its records'; the changelog's too
-        keys = [(key.encode(), group[0][2].message.partition) for key, group in groups.items()]
+        keys = [(key.encode(), partition) for key, partition in partitions.items()]
         stored_values = await self.table.read_many(keys)
         step, rules = self.step, self.rules
         for (raw_key, partition), (key, group) in zip(keys, groups.items(), strict=True):
             stored = stored_values[raw_key]
             state = self.decode_state(stored) if stored is not None else None
-            for timestamp, message, _ in group:
+            for timestamp, message in group:
                 state, result = step(state, message, key, now, rules)
                 if result.duplicates or result.dropped:
                     self._count(message, result)

@@ -103,7 +103,7 @@ async def run(events: int, profiler: cProfile.Profile | None = None) -> dict[str
         "signups": settings.topics.signups,
         "orders": settings.topics.orders,
     }
-    now = time.time()
+    now = int(time.time() * 1000)
     inputs = [InputRecord(topic_of[r.topic], 0, n, r.key, r.value, now)
               for n, r in enumerate(workload.phase1)]  # fmt: skip
     ingest_seconds = stage_seconds = 0.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import faust
 from faust.stores.rocksdb import Store as RocksDBStore
@@ -58,10 +58,6 @@ _READER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rocksdb-read")
 loop's thread goes on with other stages' work meanwhile (one thread: the loop has the other
 core of a two-core machine's worker)."""
 
-RECENT_BYTES = 4 * 1024 * 1024
-"""Per table: the values written last that reads find in memory (five tables: 20 MB)."""
-_UNKNOWN = object()
-
 
 class DurableTable(faust.Table):
     """A Table whose batch writes go to the changelog first and to the store second.
@@ -74,49 +70,10 @@ class DurableTable(faust.Table):
     crash at any point leaves the store at or behind its changelog, never ahead of it, and
     recovery fills the gap.
 
-    The values it wrote last (up to ``RECENT_BYTES``) are kept in memory and read from
-    there: a stage reads most keys again soon after writing them (a referral when its
-    attribution events come back, an advocate with each of their referrals' moves), and a
-    RocksDB read costs several microseconds. They are kept in two generations of half the
-    budget each, the older dropped whole when the newer fills (a dict assignment per write,
-    where a least-recently-written order cost a pop and an insert). The stage is the only
-    writer of its table's active partitions, so those values are current until a
-    rebalance, which forgets them (a partition that moves away can only come back through
-    another one).
+    Reads go to the store, on a thread of their own (:meth:`read_many`). Earlier versions
+    kept the values written last in memory as well (20 MB over five tables); once reads
+    left the event loop's thread, keeping them cost that thread more than it saved.
     """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._recent: dict[bytes, bytes | None] = {}
-        self._older: dict[bytes, bytes | None] = {}
-        self._recent_bytes = 0
-
-    async def on_rebalance(
-        self, assigned: set[TP], revoked: set[TP], newly_assigned: set[TP], generation_id: int = 0
-    ) -> None:
-        self.forget()
-        await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
-
-    async def on_recovery_completed(self, active_tps: set[TP], standby_tps: set[TP]) -> None:
-        self.forget()  # recovery wrote the store
-        await super().on_recovery_completed(active_tps, standby_tps)
-
-    def forget(self) -> None:
-        self._recent, self._older, self._recent_bytes = {}, {}, 0
-
-    def remembered(self) -> dict[bytes, bytes | None]:
-        """The values kept in memory (both generations, the newer winning)."""
-        return {**self._older, **self._recent}
-
-    def _remember(self, items: Sequence[tuple[bytes, bytes | None, int]]) -> None:
-        recent, size, half = self._recent, self._recent_bytes, RECENT_BYTES // 2
-        for key, value, _ in items:
-            length = len(value) if value is not None else 0
-            if size + length > half and recent:
-                self._older, recent, size = recent, {}, 0
-            recent[key] = value
-            size += length
-        self._recent, self._recent_bytes = recent, size
 
     def _new_store(self) -> StoreT:
         store = super()._new_store()
@@ -138,7 +95,7 @@ class DurableTable(faust.Table):
         """The stored values of ``(key, partition)`` pairs; each read is counted by the
         sensors as a table get.
 
-        What is not in memory is read with one multi-get per partition's database (RocksDB's
+        They are read with one multi-get per partition's database (RocksDB's
         ``MultiGet``: about 1.4 µs a key found, against 3.3 µs for a get each), on the
         ``_READER`` thread: the worker's event loop is its busiest thread, and the reads
         were 7 % of its time. Outside a stream event Faust's RocksDB store looks for a key
@@ -151,18 +108,15 @@ class DurableTable(faust.Table):
         """
         found: dict[bytes, bytes | None] = {}
         missing: dict[int, list[bytes]] = {}
-        recent, older = self._recent, self._older
         if self._sensed():
             for key, _ in keys:
                 self.on_key_get(key)
         for key, partition in keys:
-            value = recent.get(key, _UNKNOWN)
-            if value is _UNKNOWN:
-                value = older.get(key, _UNKNOWN)
-            if value is _UNKNOWN:
-                missing.setdefault(partition, []).append(key)
+            wanted = missing.get(partition)
+            if wanted is None:
+                missing[partition] = [key]
             else:
-                found[key] = value  # type: ignore[assignment]
+                wanted.append(key)
         if not missing:
             return found
         store = self.data
@@ -219,7 +173,6 @@ class DurableTable(faust.Table):
                  for key, value, part in items],
                 to_key=self._to_key, to_value=self._to_value,
             )  # fmt: skip
-        self._remember(items)
 
 
 def _multi_get(reads: list[tuple[Rdict, list[bytes]]]) -> list[list[bytes | None]]:

@@ -56,7 +56,7 @@ def decide(raw: bytes | None, topic: str):
         assert exc.reason in REASONS
         assert 0 < len(exc.message) <= 1000
         assert SENTINEL not in exc.message, "a dead letter's message repeats personal data"
-        record = InputRecord(topic, 3, 42, None, raw, 0.0)
+        record = InputRecord(topic, 3, 42, None, raw, 0)
         headers = dict(dlq_headers(exc.reason, exc.message, record))
         assert headers["error.reason"] == exc.reason.encode()
         headers["error.message"].decode()  # the cut at 1,000 bytes keeps it UTF-8

@@ -50,35 +50,19 @@ def table(monkeypatch):
 
     table = tables.orders
     monkeypatch.setattr(table, "_data", MemoryStore("memory://", app=app, table=table))
-    table.forget()
-    yield table
-    table.forget()
+    return table
 
 
-def test_a_table_reads_what_it_wrote_from_memory_until_a_rebalance(table):
+def test_a_table_reads_what_it_wrote_and_nothing_else(table):
     asyncio.run(table.write(AckingProducer(), [(b"o1", b"v1", 0), (b"o2", b"v2", 1)]))
     assert (asyncio.run(table.read(b"o1", 0)), asyncio.run(table.read(b"o2", 1))) == (b"v1", b"v2")
-    table.data.data[b"o1"] = b"behind the stage's back"  # only a rebalance lets this happen
-    assert asyncio.run(table.read(b"o1", 0)) == b"v1"
-    asyncio.run(table.on_rebalance(set(), set(), set()))
-    assert asyncio.run(table.read(b"o1", 0)) == b"behind the stage's back"
+    asyncio.run(table.write(AckingProducer(), [(b"o1", None, 0)]))  # a deletion
+    assert asyncio.run(table.read_many([(b"o1", 0), (b"o2", 1), (b"o3", 0)])) == {
+        b"o1": None, b"o2": b"v2", b"o3": None,
+    }  # fmt: skip
 
 
-def test_the_values_kept_in_memory_stay_within_their_budget(table, monkeypatch):
-    from streams import tables
-
-    monkeypatch.setattr(tables, "RECENT_BYTES", 1000)
-    for i in range(30):
-        asyncio.run(table.write(AckingProducer(), [(f"k{i}".encode(), b"x" * 100, 0)]))
-        kept = table.remembered()
-        assert sum(len(value or b"") for value in kept.values()) <= 1000
-    assert [f"k{i}".encode() for i in range(25, 30)] == [k for k in kept if k >= b"k25"]
-    assert b"k0" not in kept  # the oldest went first
-    table.data.data[b"k0"] = b"from the store"
-    assert asyncio.run(table.read(b"k0", 0)) == b"from the store"
-
-
-def test_many_keys_are_read_at_once_from_memory_and_from_each_partition_s_database(tmp_path):
+def test_many_keys_are_read_at_once_from_each_partition_s_database(tmp_path):
     """One multi-get per partition: each key is looked up in its own partition's database."""
     from streams import tables
 
@@ -90,18 +74,15 @@ def test_many_keys_are_read_at_once_from_memory_and_from_each_partition_s_databa
             return dbs[partition]
 
     table = tables.orders
-    table.forget()
-    table._remember([(b"c", b"c-written", 1), (b"d", None, 0)])  # d: deleted lately
     real = table._data
     table._data = Store()
     try:
         got = asyncio.run(table.read_many([(b"a", 0), (b"b", 1), (b"c", 1), (b"d", 0), (b"e", 1)]))
     finally:
         table._data = real
-        table.forget()
         for db in dbs.values():
             db.close()
-    assert got == {b"a": b"a0", b"b": b"b1", b"c": b"c-written", b"d": None, b"e": None}
+    assert got == {b"a": b"a0", b"b": b"b1", b"c": None, b"d": None, b"e": None}
 
 
 def test_faust_sensors_see_each_read_and_write_when_there_are_any(table):
