@@ -103,6 +103,9 @@ class SinkConsumer:
         """Per partition, the first offset fetched for the current batch since the latest
         assignment (which set the position to the committed offset): where a dropped batch
         rewinds to."""
+        self.cut_at = float("-inf")
+        """When the latest batch stopped collecting (``time.monotonic``): the next one
+        collects until ``linger`` after it, not after its own first fetch."""
 
     @property
     def topics(self) -> list[str]:
@@ -184,10 +187,15 @@ class SinkConsumer:
         self.first_fetched.clear()
 
     async def _poll(self, consumer: AIOKafkaConsumer) -> dict:
-        """The records of one delivery: after the first arrives, keep collecting for the
-        sink's ``linger`` (or until ``poll_records``). Sending whatever each fetch brings
-        would spend a rate-limited vendor's requests on a few records each: HubSpot allows
-        10 requests/s, and a steady stream fetched every 100 ms filled them all.
+        """The records of one delivery: keep collecting until the sink's ``linger`` after
+        the previous batch was cut (or until ``poll_records``). Sending whatever each fetch
+        brings would spend a rate-limited vendor's requests on a few records each: HubSpot
+        allows 10 requests/s, and a steady stream fetched every 100 ms filled them all.
+        Batches are still cut at most once per ``linger``, but the previous delivery's time
+        counts towards it: the consumer kept fetching while it ran, and a linger started only
+        after it made a record that just missed a batch wait for that delivery, a whole
+        linger and its own delivery (HubSpot, 0.5 s linger and 0.3 s calls: attribution →
+        HubSpot p99 0.8-1.3 s at 1,000 events/s).
 
         While the vendor's rate limit would hold the request back anyway, collecting goes
         on until it would not: the records that arrive meanwhile go with it instead of
@@ -198,10 +206,13 @@ class SinkConsumer:
         fetched = await consumer.getmany(
             timeout_ms=int(linger * 1000), max_records=self.poll_records
         )
+        if not fetched:
+            return fetched
         self._note_first(fetched)
         count = sum(len(records) for records in fetched.values())
-        deadline = time.monotonic() + max(linger, self.deliverer.bulk_limiter.delay())
-        while fetched and count < self.poll_records:
+        now = time.monotonic()
+        deadline = max(self.cut_at + linger, now + self.deliverer.bulk_limiter.delay())
+        while count < self.poll_records:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
@@ -212,6 +223,7 @@ class SinkConsumer:
             for tp, records in more.items():
                 fetched.setdefault(tp, []).extend(records)
                 count += len(records)
+        self.cut_at = time.monotonic()
         return fetched
 
     def _note_first(self, fetched: dict) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -60,6 +61,7 @@ async def test_a_dropped_batch_rewinds_to_what_the_new_assignment_fetched():
     # from its committed offset 3 and the same poll reads 3-4; TP1 brings nothing new.
     consumer = Consumer([{TP0: [5, 6], TP1: [8]}, sink.first_fetched.clear, {TP0: [3, 4]}],
                         {TP0, TP1})  # fmt: skip
+    sink.cut_at = time.monotonic()  # a batch was just cut: this one collects for a linger
     fetched = await sink._poll(consumer)
     assert [r.offset for r in fetched[TP0]] == [5, 6, 3, 4]
     sink._rewind(consumer)
@@ -82,6 +84,42 @@ async def test_each_poll_starts_from_its_own_first_records():
     await sink._poll(consumer)
     sink._rewind(consumer)
     assert consumer.seeks == {TP0: 3}
+
+
+class Timed(Consumer):
+    """Each step's records arrive ``gap`` seconds into its ``getmany``."""
+
+    def __init__(self, script: list, owned: set[TopicPartition], gap: float) -> None:
+        super().__init__(script, owned)
+        self.gap, self.calls = gap, 0
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> dict:
+        self.calls += 1
+        if self.script:
+            await asyncio.sleep(min(self.gap, timeout_ms / 1000))
+        return await super().getmany(timeout_ms, max_records)
+
+
+async def test_a_batch_is_cut_a_linger_after_the_previous_one_not_after_its_delivery():
+    """The previous delivery's time counts towards the next batch's linger: records that
+    came while it ran are not held back a whole linger more."""
+    sink = sink_consumer()
+    linger = sink.sink.policy.linger
+    steps = [{TP0: [offset]} for offset in range(100)]
+    consumer = Timed(steps, {TP0}, gap=linger / 10)
+    await sink._poll(consumer)  # the first after a quiet time: cut at once
+    assert consumer.calls == 1
+    delivering = linger * 0.6
+    await asyncio.sleep(delivering)  # the delivery of the first batch
+    started = time.monotonic()
+    fetched = await sink._poll(consumer)
+    took = time.monotonic() - started
+    assert took >= linger - delivering - 0.01  # it collected for the rest of the linger…
+    assert took < 0.8 * linger  # …not for a whole linger more
+    assert len(fetched[TP0]) >= 2
+    second = sink.cut_at
+    await sink._poll(consumer)
+    assert sink.cut_at - second >= linger - 0.01  # still at most one batch per linger
 
 
 async def test_the_dead_letter_topic_is_created_before_the_sink_consumes(monkeypatch) -> None:
