@@ -42,10 +42,6 @@ __all__ = ["SinkConsumer", "SinkListener", "run_sinks"]
 
 log = logging.getLogger(__name__)
 
-FETCH_MIN_BYTES = 64 * 1024
-"""A sink waits out its linger anyway: its fetches may wait for 64 KB (or 100 ms) rather
-than bring a few records each (streams/group_consumer.py)."""
-
 
 async def _send(topic: str, key: bytes | None, value: bytes, headers: list) -> None:
     await ensure_topic(topic)
@@ -121,8 +117,7 @@ class SinkConsumer:
     def _consumer(self) -> AIOKafkaConsumer:
         # an open circuit may hold a batch for a long time: no rebalance for a slow poll
         consumer = group_consumer(settings, [], self.group, self.poll_records,
-                                  max_poll_interval_ms=30 * 60 * 1000,
-                                  fetch_min_bytes=FETCH_MIN_BYTES)  # fmt: skip
+                                  max_poll_interval_ms=30 * 60 * 1000)  # fmt: skip
         listener = SinkListener(
             self.sink.name, consumer, self.deliverer.limiters, self.delivery.stop,
             self.first_fetched.clear,

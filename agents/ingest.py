@@ -44,10 +44,6 @@ EXPECTED_TYPES = {
     _t.orders: frozenset({"order.completed", "order.refunded"}),
 }
 COMMIT_INTERVAL_SECONDS = 1.0
-FETCH_MIN_BYTES = 16 * 1024
-"""A fetch waits for 16 KB (at 1,000 events/s about 30 ms of input) or 100 ms: ingest's
-batches, and every stage's after it, then carry more than a few records each
-(streams/group_consumer.py)."""
 """Offsets are committed at most this often (a crash repeats at most this much input)."""
 
 
@@ -126,7 +122,7 @@ class IngestConsumer:
             await ensure_topic(topic)  # subscribing to a missing topic auto-creates it
         await _prepare_outputs()
         consumer = self.consumer = group_consumer(
-            settings, self.topics, self.group, settings.batch_size, fetch_min_bytes=FETCH_MIN_BYTES
+            settings, self.topics, self.group, settings.batch_size
         )
         await consumer.start()
         outbox = Outbox(producer("ingest"), settings.topics, STAGE_TOPICS)

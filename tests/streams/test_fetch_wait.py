@@ -3,7 +3,7 @@
 
 from streams.app import app, settings
 from streams.fetch_wait import FETCH_MAX_WAIT_MS, install
-from streams.group_consumer import group_consumer
+from streams.group_consumer import FETCH_MIN_BYTES, group_consumer
 
 
 async def test_fausts_worker_consumer_waits_at_most_the_bound() -> None:
@@ -17,3 +17,4 @@ async def test_fausts_worker_consumer_waits_at_most_the_bound() -> None:
 async def test_the_plain_consumer_groups_wait_at_most_the_bound() -> None:
     consumer = group_consumer(settings, ["t"], "g", 10)
     assert consumer._fetch_max_wait_ms == FETCH_MAX_WAIT_MS
+    assert consumer._fetch_min_bytes == FETCH_MIN_BYTES  # a thin stream: fewer, fuller fetches
