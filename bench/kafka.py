@@ -53,20 +53,32 @@ async def produce_paced(
     rate: float,
     on_sent: Callable[[bytes, float], object],
 ) -> None:
-    """Send ``rate`` records per second, in 10 ms steps, calling ``on_sent(value, time)``."""
+    """Send ``rate`` records per second, in 10 ms steps, calling ``on_sent(value, time)``.
+
+    Each send's outcome is checked as it lands, not in one ``gather`` at the end: that ran
+    the whole run's callbacks (~130,000) in one turn of this process's loop, which also runs
+    the vendor emulators, and stalled them 0.5 s just as the stream ended: the last records of
+    every sink were the run's slowest."""
     producer = AIOKafkaProducer(bootstrap_servers=servers, linger_ms=1)
+    failed: list[BaseException] = []
+
+    def landed(future: asyncio.Future) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            failed.append(future.exception())
+
     await producer.start()
     try:
         started = time.monotonic()
         step = max(1, int(rate / 100))
-        pending = []
         for index in range(0, len(records), step):
             await asyncio.sleep(max(0.0, started + index / rate - time.monotonic()))
             now = time.time()
             for topic, key, value in records[index : index + step]:
-                pending.append(await producer.send(topic, value, key=key))
+                (await producer.send(topic, value, key=key)).add_done_callback(landed)
                 on_sent(value, now)
-        await asyncio.gather(*pending)
+        await producer.flush()
+        if failed:
+            raise failed[0]
     finally:
         await producer.stop()
 
