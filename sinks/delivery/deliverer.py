@@ -63,12 +63,24 @@ class Deliverer:
             SlidingWindowLimiter(policy.bulk_limits) if policy.bulk_limits else self.limiter
         )
         self.in_flight = asyncio.Semaphore(policy.max_in_flight)
+        self.taken = 1.0
+        """The share of the latest delivery's records the sink took (``accepts``)."""
         self.limiters = list({id(x): x for x in (self.limiter, self.bulk_limiter)}.values())
         """Every rate limit the sink spends (shared between workers by partitions)."""
         init_sink_series(sink.name)
 
+    def delay(self, records: int) -> float:
+        """Seconds until a delivery of ``records`` could send its first request, as far as
+        is known now: records that go one per request wait for the single limit only. Of
+        records fetched, the sink takes as many as it took of the previous delivery's
+        (Klaviyo: about a third of the attributions)."""
+        single = records * self.taken < self.policy.bulk_from
+        return (self.limiter if single else self.bulk_limiter).delay()
+
     async def deliver(self, batch: Batch) -> None:
         wanted = [item for item in batch if self.sink.accepts(item)]
+        if batch:
+            self.taken = len(wanted) / len(batch)
         encoded = await self._encode(self._once(wanted))
         async with asyncio.TaskGroup() as requests:  # one failing cancels its siblings
             for chunk in self._chunks(encoded):

@@ -122,6 +122,26 @@ async def test_a_batch_is_cut_a_linger_after_the_previous_one_not_after_its_deli
     assert sink.cut_at - second >= linger - 0.01  # still at most one batch per linger
 
 
+async def test_a_batch_waits_for_the_bulk_limit_only_if_it_would_go_in_bulk():
+    """Klaviyo: fewer records than ``bulk_from`` go one per request, within the single
+    limit; only a batch that would be a bulk job waits (collecting) for a job's turn."""
+    sink = SinkConsumer(build_sinks(("email",))[0])
+    bulk_from = sink.sink.policy.bulk_from
+    turn = time.monotonic() + 0.5  # the next bulk job's
+    sink.deliverer.bulk_limiter.delay = lambda: max(0.0, turn - time.monotonic())
+
+    started = time.monotonic()
+    await sink._poll(Consumer([{TP0: list(range(bulk_from - 1))}], {TP0}))
+    assert time.monotonic() - started < 0.1
+
+    sink.cut_at = float("-inf")  # quiet since: only the limit holds this one back
+    started = time.monotonic()
+    turn = started + 0.5
+    fetched = await sink._poll(Consumer([{TP0: list(range(bulk_from))}], {TP0}))
+    assert time.monotonic() - started >= 0.45
+    assert len(fetched[TP0]) == bulk_from
+
+
 async def test_the_dead_letter_topic_is_created_before_the_sink_consumes(monkeypatch) -> None:
     """Not at the first dead letter: a record sent to a partition created a moment before
     met NotLeaderForPartition, and the sink's delivery hung on its retry for minutes."""

@@ -87,6 +87,27 @@ async def test_few_records_go_singly_and_batches_spend_the_bulk_limit():
     assert deliverer.limiter is not deliverer.bulk_limiter
 
 
+class Picky(Recorder):
+    """Has nothing to send for campaign ``skip``."""
+
+    def accepts(self, item: Item) -> bool:
+        return item.event.campaign_id != "skip"
+
+
+async def test_a_batch_waits_for_the_bulk_limit_only_for_what_the_sink_would_take():
+    """What the sink consumer collects for: of records fetched, the sink takes the share it
+    took last time, and fewer than ``bulk_from`` go singly, on the single limit."""
+    policy = DeliveryPolicy(
+        batch_size=100, bulk_from=5, limits=((1000, 1.0),), bulk_limits=((1, 60.0),)
+    )
+    deliverer = Deliverer(Picky(policy), RecordingDLQ("recorder"))
+    assert deliverer.delay(10) == 0.0
+    mixed = [attribution(n, campaign_id="skip" if n % 2 else "c") for n in range(10)]
+    await deliverer.deliver(items(*mixed))  # one bulk job of 5: the bulk minute is spent
+    assert deliverer.delay(9) == 0.0  # about 4 taken: they go singly
+    assert deliverer.delay(10) > 59  # 5 taken: a bulk job, the next in a minute
+
+
 def test_every_dead_letter_reason_is_a_series_from_the_start():
     sink = Recorder(DeliveryPolicy())
     sink.name = "fresh"

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from sinks.delivery.window import SlidingWindowLimiter
+from sinks.delivery.window import BURST_SECONDS, SlidingWindowLimiter
 
 
 async def send_times(limiter: SlidingWindowLimiter, count: int) -> list[float]:
@@ -75,6 +75,29 @@ async def test_a_stream_above_the_average_rate_is_paced_not_held_for_a_period():
     assert max(b - a for a, b in itertools.pairwise(sent)) < 0.4
 
 
+async def test_a_steady_stream_is_spaced_evenly_once_its_first_burst_has_left():
+    """The answers of a first burst leave the window together; spacing by the oldest alone
+    then let the next period burst again (5 at once, then 0.2 s apart, every second)."""
+    limiter = SlidingWindowLimiter([(10, 1.0)])
+
+    sent = await send_times(limiter, 30)
+
+    gaps = [b - a for a, b in itertools.pairwise(sent[12:])]
+    assert min(gaps) > 0.06 and max(gaps) < 0.16, gaps
+
+
+async def test_a_long_window_lets_only_some_seconds_of_its_average_rate_go_at_once():
+    """Klaviyo's 150 bulk jobs a minute: a stream above that rate for long is paced from
+    the 25th, not the 75th, so the rest are not spread thin over the rest of the minute."""
+    limiter = SlidingWindowLimiter([(120, 60.0)])
+
+    began = time.monotonic()
+    sent = await send_times(limiter, 22)
+
+    assert len([s for s in sent if s - began < 0.05]) == 120 * BURST_SECONDS / 60
+    assert 0.4 < sent[20] - began < 0.8  # the rest over the minute: ~0.6 s apart
+
+
 async def test_a_share_of_the_limits_is_all_a_worker_sends():
     limiter = SlidingWindowLimiter([(8, 0.3), (3, 0.05)])
     limiter.share(0.5)  # 4 per 0.3 s, 1 per 0.05 s
@@ -133,9 +156,11 @@ async def test_delay_says_how_long_the_next_request_would_wait():
     """What the sink consumer goes on collecting for: the wait ``acquire`` would have."""
     limiter = SlidingWindowLimiter([(2, 5.0)])
     assert limiter.delay() == 0.0
-    await send_times(limiter, 2)
+    began = time.monotonic()
+    await send_times(limiter, 2)  # the second paced: half the allowance goes at once
     full = limiter.delay()
-    assert 4.5 < full <= 5.0  # the oldest answer leaves the window in about 5 s
+    # the window is full until the oldest answer leaves it, 5 s after it was sent
+    assert abs(full - (began + 5.0 - time.monotonic())) < 0.1
     waiting = asyncio.create_task(limiter.acquire(1))
     await asyncio.sleep(0.05)
     assert not waiting.done() and limiter.delay() < full
