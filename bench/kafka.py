@@ -63,7 +63,9 @@ async def produce_paced(
     failed: list[BaseException] = []
 
     def landed(future: asyncio.Future) -> None:
-        if not future.cancelled() and future.exception() is not None:
+        if future.cancelled():  # never sent: the run would miss a record it counted
+            failed.append(asyncio.CancelledError(f"a send to {servers} was cancelled"))
+        elif future.exception() is not None:
             failed.append(future.exception())
 
     await producer.start()

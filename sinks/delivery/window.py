@@ -54,8 +54,8 @@ class _Window:
         """Seconds until ``places`` more requests may go within this worker's part of the
         limit: 0 now, None once a request in flight is answered. A call of more places
         than the whole part waits for an empty window; past the burst, calls are paced."""
-        while self.answered and self.answered[0] <= now - self.period:
-            self.answered.popleft()
+        while self.answered and self.answered[0] + self.period <= now:
+            self.answered.popleft()  # the same sum as the wait below: never a wait of 0.0
         used = sending + len(self.answered)
         places = min(places, self.quota)
         if used + places > self.quota:

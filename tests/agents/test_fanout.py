@@ -142,6 +142,25 @@ async def test_a_batch_waits_for_the_bulk_limit_only_if_it_would_go_in_bulk():
     assert len(fetched[TP0]) == bulk_from
 
 
+async def test_a_batch_that_grows_to_bulk_size_while_collecting_waits_for_the_bulk_turn():
+    """Records that come in during the linger can make a batch of single requests a bulk
+    job: from then on it collects until the job's turn, not only for the linger."""
+    sink = SinkConsumer(build_sinks(("email",))[0])
+    bulk_from, linger = sink.sink.policy.bulk_from, sink.sink.policy.linger
+    turn = time.monotonic() + 10 * linger  # the next bulk job's
+    sink.deliverer.bulk_limiter.delay = lambda: max(0.0, turn - time.monotonic())
+    steps = [{TP0: list(range(bulk_from - 1))}, {TP0: [bulk_from - 1]}]
+    consumer = Timed(steps, {TP0}, gap=linger / 4)
+
+    sink.cut_at = time.monotonic()  # a batch was just cut: this one collects for a linger
+    started = time.monotonic()
+    turn = started + 10 * linger
+    fetched = await sink._poll(consumer)
+    took = time.monotonic() - started
+    assert len(fetched[TP0]) == bulk_from
+    assert 10 * linger - 0.05 <= took < 10 * linger + 0.2
+
+
 async def test_the_dead_letter_topic_is_created_before_the_sink_consumes(monkeypatch) -> None:
     """Not at the first dead letter: a record sent to a partition created a moment before
     met NotLeaderForPartition, and the sink's delivery hung on its retry for minutes."""

@@ -1,6 +1,7 @@
 import asyncio
 import itertools
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -154,14 +155,36 @@ async def test_a_call_of_several_requests_takes_that_many_places():
 
 async def test_delay_says_how_long_the_next_request_would_wait():
     """What the sink consumer goes on collecting for: the wait ``acquire`` would have."""
-    limiter = SlidingWindowLimiter([(2, 5.0)])
+    limiter = SlidingWindowLimiter([(1, 5.0)])
     assert limiter.delay() == 0.0
     began = time.monotonic()
-    await send_times(limiter, 2)  # the second paced: half the allowance goes at once
-    full = limiter.delay()
-    # the window is full until the oldest answer leaves it, 5 s after it was sent
-    assert abs(full - (began + 5.0 - time.monotonic())) < 0.1
+    await send_times(limiter, 1)
+    # the window is full until the answer leaves it, 5 s after it was sent
+    assert abs(limiter.delay() - (began + 5.0 - time.monotonic())) < 0.1
     waiting = asyncio.create_task(limiter.acquire(1))
     await asyncio.sleep(0.05)
-    assert not waiting.done() and limiter.delay() < full
+    assert not waiting.done()
+    # a request waiting for its place holds none: the next one's wait is still the same
+    assert abs(limiter.delay() - (began + 5.0 - time.monotonic())) < 0.1
     waiting.cancel()
+
+
+async def test_a_full_window_never_lets_a_request_through_at_its_boundary(monkeypatch):
+    """At the instant the oldest answer leaves the window, ``now - period`` and ``answered
+    + period`` round differently: the answer was kept as in the window while the wait for
+    it to leave read 0.0, so every request asking at that instant went (15 in a window of
+    10 on a clock standing still)."""
+    import sinks.delivery.window as window
+
+    now = 1.2
+    monkeypatch.setattr(window, "time", SimpleNamespace(monotonic=lambda: now))
+    limiter = SlidingWindowLimiter([(10, 1.0)])
+    limiter._windows[0].answered.extend([0.2] * 10)
+    assert 0.2 + 1.0 - now == 0.0 and now - 1.0 < 0.2  # the boundary in question
+
+    waiting = [asyncio.create_task(limiter.acquire(1)) for _ in range(15)]
+    await asyncio.sleep(0.05)
+    went = sum(task.done() for task in waiting)
+    for task in waiting:
+        task.cancel()
+    assert went == 10  # the ten old answers have left; ten new requests fill the window
