@@ -53,7 +53,8 @@ class _Window:
     def wait(self, now: float, sending: int, places: int = 1) -> float | None:
         """Seconds until ``places`` more requests may go within this worker's part of the
         limit: 0 now, None once a request in flight is answered. A call of more places
-        than the whole part waits for an empty window; past the burst, calls are paced."""
+        than the whole part waits for an empty window (the deliverer splits a batch that
+        would need one; a single record can still); past the burst, calls are paced."""
         while self.answered and self.answered[0] + self.period <= now:
             self.answered.popleft()  # the same sum as the wait below: never a wait of 0.0
         used = sending + len(self.answered)
@@ -93,6 +94,11 @@ class SlidingWindowLimiter:
             raise ValueError(f"a share of a rate limit is in (0, 1], not {fraction}")
         for window in self._windows:
             window.quota = max(1, int(window.limit * fraction))
+
+    @property
+    def capacity(self) -> int:
+        """The most places one call may hold within this worker's share of every limit."""
+        return min(window.quota for window in self._windows)
 
     def delay(self) -> float:
         """Seconds until one more request could go, as far as is known now (0: at once;

@@ -238,3 +238,34 @@ async def test_a_write_whose_calls_go_at_once_fails_as_the_call_that_failed(emul
     assert len(vendor.contacts) == 380 and len(vendor.deals) == 230
     assert len(vendor.held()["associations"]) == 230
     clean(vendor)
+
+
+async def test_a_write_needing_more_requests_than_the_workers_share_is_split_to_fit(
+    emulators, make_sink
+):
+    """150 orders make 6 requests (2 contacts calls, 2 deals, 2 associations); a worker
+    whose share of the limit is 3 places sends them as halves of 3 requests each."""
+    vendor = emulators.hubspot
+    sink = await make_sink("crm", limits=((100, 0.2),))  # HubSpot's count, a short window
+    await sink.ensure_properties()
+    deliverer = Deliverer(sink, RecordingDLQ("crm"))
+    deliverer.limiter.share(3 / 100)
+    assert deliverer.bulk_limiter.capacity == 3
+    held: list[int] = []
+    acquire = deliverer.bulk_limiter.acquire
+
+    async def recording_acquire(count: int) -> None:
+        held.append(count)
+        await acquire(count)
+
+    deliverer.bulk_limiter.acquire = recording_acquire  # type: ignore[method-assign]
+    orders = [attribution(n, "referral_converted", source_event_id=f"evt_o{n}")
+              for n in range(150)]  # fmt: skip
+    await deliverer.deliver(items(*orders))
+
+    assert len(vendor.deals) == 150 and len(vendor.contacts) == 150
+    assert held and max(held) <= 3
+    assert sum(held) == sum(vendor.requests_by_route.values()) - len(
+        hubspot.property_definitions(True)
+    )  # every request but the properties' (made before) held a place
+    clean(vendor)
