@@ -70,9 +70,15 @@ class Sink(abc.ABC):
         return event.attribution_event_id if isinstance(event, AttributionEvent) else None
 
     def requests_per_write(self, batch: Batch) -> int:
-        """How many vendor requests one ``write`` of ``batch`` makes: the places it takes
-        in the rate limits (a vendor counts requests, whichever endpoint they call)."""
+        """How many vendor requests one ``write`` of ``batch`` makes for its records: the
+        places it takes in the rate limits (a vendor counts requests, whichever endpoint
+        they call). A batch needing more than a worker's share of a limit is split."""
         return 1
+
+    def setup_requests(self) -> int:
+        """Requests the next ``write`` makes before its records' (a one-time setup, such as
+        HubSpot's custom properties): places it takes too, which no split would save."""
+        return 0
 
     @abc.abstractmethod
     def encode(self, item: Item) -> bytes:

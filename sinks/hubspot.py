@@ -236,12 +236,14 @@ class HubSpotSink(Sink):
         return orjson.dumps({"idProperty": "email", "id": email, "properties": properties})
 
     def requests_per_write(self, batch: Batch) -> int:
-        setup = 0 if self.properties_ready else len(property_definitions(self.deals))
         contacts = math.ceil(len({contact(item.event)[0] for item in batch}) / CALL_INPUTS)
         if not self.deals:
-            return contacts + setup
+            return contacts
         orders = {item.event.order.order_id for item in batch if is_deal(item.event)}
-        return contacts + 2 * math.ceil(len(orders) / CALL_INPUTS) + setup
+        return contacts + 2 * math.ceil(len(orders) / CALL_INPUTS)
+
+    def setup_requests(self) -> int:
+        return 0 if self.properties_ready else len(property_definitions(self.deals))
 
     async def _post(self, path: str, body: dict, exists_ok: bool = False) -> tuple[int, str]:
         with translate_transport_errors():

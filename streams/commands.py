@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from faust.cli import option
 
+from sinks.replay import REPLAY_SHARE
 from streams.app import app, settings
 
 __all__ = [
@@ -91,15 +92,23 @@ async def dlq_list(self, sink: str, reason: str | None) -> None:
         )
 
 
-@app.command(SINK, REASON)
-async def dlq_replay(self, sink: str, reason: str | None) -> None:
+@app.command(
+    SINK, REASON,
+    option("--rate-share", type=float, default=REPLAY_SHARE, show_default=True,
+           help="Of the vendor's rate limits, the part the replay uses (0 < share <= 1)."),
+)  # fmt: skip
+async def dlq_replay(self, sink: str, reason: str | None, rate_share: float) -> None:
     """Deliver a sink's dead letters again (all, or one reason); ids are kept."""
     from sinks.registry import build_sinks
     from sinks.replay import replay
 
+    if not 0 < rate_share <= 1:
+        raise SystemExit(f"--rate-share must be in (0, 1], not {rate_share}")
     (target,) = build_sinks((sink,))
     topic = settings.sink_dlq(sink)
-    report = await replay(target, settings.kafka, topic, reason, settings.topics.advocate_totals)
+    report = await replay(
+        target, settings.kafka, topic, reason, settings.topics.advocate_totals, rate_share
+    )
     again = sum(report.dead_lettered_again.values())
     self.say(
         f"replayed {report.replayed} records from {topic}: "

@@ -153,7 +153,8 @@ class Deliverer:
         probe = await self.breaker.wait_closed()
         try:
             limiter = self.bulk_limiter if len(chunk) > 1 else self.limiter
-            async with self.in_flight, limiter.places(self.sink.requests_per_write(chunk)):
+            places = self.sink.setup_requests() + self.sink.requests_per_write(chunk)
+            async with self.in_flight, limiter.places(places):
                 started = time.monotonic()
                 try:
                     result = await self._write(chunk)

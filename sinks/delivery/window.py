@@ -54,7 +54,8 @@ class _Window:
         """Seconds until ``places`` more requests may go within this worker's part of the
         limit: 0 now, None once a request in flight is answered. A call of more places
         than the whole part waits for an empty window (the deliverer splits a batch that
-        would need one; a single record can still); past the burst, calls are paced."""
+        would need one; a single record or a sink's one-time setup can still); past the
+        burst, calls are paced."""
         while self.answered and self.answered[0] + self.period <= now:
             self.answered.popleft()  # the same sum as the wait below: never a wait of 0.0
         used = sending + len(self.answered)

@@ -131,9 +131,9 @@ def test_a_write_counts_every_request_it_makes_against_the_shared_limit(monkeypa
     signups = items(attribution(1), attribution(2))
     orders = items(*(attribution(n, "referral_converted") for n in range(150)))
     setup = len(hubspot.property_definitions(True))
-    assert sink.requests_per_write(signups) == 1 + setup
+    assert sink.setup_requests() == setup and sink.requests_per_write(signups) == 1
     sink.properties_ready = True
-    assert sink.requests_per_write(signups) == 1
+    assert sink.setup_requests() == 0 and sink.requests_per_write(signups) == 1
     assert sink.requests_per_write(orders) == 2 + 2 * 2  # 150 friends and deals: two of each
 
 

@@ -1,0 +1,62 @@
+"""Replaying a sink's dead letters: delivered again with their ids, within the share of the
+vendor's rate limit the replay was given (the workers keep theirs meanwhile)."""
+
+from __future__ import annotations
+
+from aiokafka import ConsumerRecord
+
+from sinks import replay as replay_module
+from sinks.delivery.deliverer import Deliverer
+from sinks.replay import DeadLetter, replay
+
+from .conftest import attribution
+
+
+def letter(n: int, offset: int) -> DeadLetter:
+    value = attribution(n).model_dump_json().encode()
+    headers = [("error.reason", b"rejected"), ("source.topic", b"attributions"),
+               ("source.partition", b"0"), ("source.offset", str(n).encode())]  # fmt: skip
+    record = ConsumerRecord("refstream-dlq-crm", 0, offset, 0, 0, f"ref_{n}".encode(), value,
+                            None, 0, len(value), headers)  # fmt: skip
+    return DeadLetter(record, {k: v.decode() for k, v in headers})
+
+
+class NoProducer:
+    """Nothing is dead-lettered again here, so nothing is produced."""
+
+    def __init__(self, **_: object) -> None:
+        pass
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+
+async def test_a_replay_delivers_within_its_share_of_the_rate_limit(
+    emulators, make_sink, monkeypatch
+):
+    letters = [letter(n, offset) for offset, n in enumerate(range(1, 6))]
+
+    async def read(connection, topic, reason=None):
+        return letters
+
+    deliverers: list[Deliverer] = []
+
+    class Recorded(Deliverer):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            deliverers.append(self)
+
+    monkeypatch.setattr(replay_module, "read_dead_letters", read)
+    monkeypatch.setattr(replay_module, "AIOKafkaProducer", NoProducer)
+    monkeypatch.setattr(replay_module, "Deliverer", Recorded)
+    sink = await make_sink("crm")
+
+    report = await replay(sink, "localhost:1", "refstream-dlq-crm", share=0.05)
+
+    assert report.replayed == 5 and not report.dead_lettered_again
+    assert set(emulators.hubspot.contacts) == {f"friend{n}@example.com" for n in range(1, 6)}
+    (deliverer,) = deliverers
+    assert deliverer.limiter.capacity == 5  # 5 % of HubSpot's 100 a 10 s
