@@ -49,8 +49,11 @@ class RetryableError(DeliveryError):
 
 
 class RateLimited(RetryableError):
-    def __init__(self, message: str, *, retry_after: float | None, status: int = 429):
-        super().__init__(message, status=status, reason="rate_limited")
+    def __init__(
+        self, message: str, *, retry_after: float | None, status: int = 429,
+        reason: str = "rate_limited",
+    ) -> None:  # fmt: skip
+        super().__init__(message, status=status, reason=reason)
         self.retry_after = retry_after
 
 

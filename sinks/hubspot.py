@@ -13,6 +13,7 @@ delivery layer's retries and limits.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections.abc import Coroutine, Iterable
 from dataclasses import replace
@@ -28,9 +29,11 @@ from sinks.base import Sink, WriteResult
 from sinks.batch import Batch, Item
 from sinks.delivery.http import check_status, translate_transport_errors
 from sinks.delivery.policy import DeliveryPolicy
-from sinks.errors import PermanentError
+from sinks.errors import PermanentError, RateLimited
+from streams.metrics import SINK_DAILY_REMAINING
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 __all__ = ["HUBSPOT_POLICY", "HubSpotSettings", "HubSpotSink", "deal_properties", "is_deal"]
 
@@ -53,6 +56,11 @@ PATH = "/crm/v3/objects/contacts/batch/upsert"
 DEALS_PATH = "/crm/v3/objects/deals/batch/upsert"
 ASSOCIATIONS_PATH = "/crm/v4/associations/deals/contacts/batch/create"
 PROPERTIES_PATH = "/crm/v3/properties/{object_type}"
+DAILY_REMAINING_HEADER = "X-HubSpot-RateLimit-Daily-Remaining"
+DAILY_RETRY_SECONDS = 30.0
+"""How long delivery pauses when HubSpot says the account's daily limit is spent (a 429 with
+``policyName: DAILY``, which resets at midnight in the account's time zone): one request a
+pause asks whether it has, instead of the short backoff of a burst's 429."""
 DEAL_TO_CONTACT = [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 3}]
 DEAL_ID_PROPERTY = "refstream_order_id"
 K = AttributionKind
@@ -164,6 +172,15 @@ class HubSpotSettings(BaseSettings):
     """A deal per attributed order (``HUBSPOT_DEALS=false`` for accounts without deals)."""
 
 
+def _policy(text: str) -> str | None:
+    """The ``policyName`` of a 429's body: ``DAILY``, or a burst limit's name."""
+    try:
+        body = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    return body.get("policyName") if isinstance(body, dict) else None
+
+
 def _error_message(error: dict) -> str:
     return f"{error.get('category', 'ERROR')}: {error.get('message', '')}"[:300]
 
@@ -251,6 +268,18 @@ class HubSpotSink(Sink):
                 self.base + path, data=orjson.dumps(body), headers=self._headers
             ) as response:
                 text = await response.text()
+        remaining = response.headers.get(DAILY_REMAINING_HEADER, "")
+        if remaining.isdigit():
+            SINK_DAILY_REMAINING.labels(self.name).set(int(remaining))
+        if response.status == 429 and _policy(text) == "DAILY":
+            log.warning(
+                "HubSpot's daily request limit is spent sink=%s: delivery pauses %.0f s at "
+                "a time until it resets", self.name, DAILY_RETRY_SECONDS,
+            )  # fmt: skip
+            raise RateLimited(
+                "429: the account's daily request limit is spent",
+                retry_after=DAILY_RETRY_SECONDS, reason="daily_limit",
+            )  # fmt: skip
         if not (exists_ok and response.status == 409):
             check_status(response.status, response.headers, text)
         return response.status, text

@@ -19,6 +19,7 @@ __all__ = [
     "RECOVERY_COMPLETED",
     "RECOVERY_DURATION",
     "SINK_CIRCUIT_OPEN",
+    "SINK_DAILY_REMAINING",
     "SINK_DELIVERED",
     "SINK_DELIVERY_LATENCY",
     "SINK_DLQ",
@@ -94,6 +95,11 @@ SINK_DELIVERY_LATENCY = Histogram(
              300, 450, 600, 900, 1800, 3600),
 )  # fmt: skip
 SINK_CIRCUIT_OPEN = Gauge("refstream_sink_circuit_open", "1 while the circuit is open", ["sink"])
+SINK_DAILY_REMAINING = Gauge(
+    "refstream_sink_daily_requests_remaining",
+    "Requests left in the vendor's daily limit, as its latest answer said (HubSpot)",
+    ["sink"],
+)
 SINK_OLDEST_PENDING = Gauge(
     "refstream_sink_oldest_pending_seconds",
     "Age of the sink's oldest record handed to delivery and not yet delivered or dead-lettered",
@@ -106,7 +112,7 @@ REQUEST_STATUSES = (
     "timeout", "connection",
 )  # fmt: skip
 """Answers created at 0 for every sink: its successes, what it refuses, what it retries."""
-RETRY_REASONS = ("rate_limited", "timeout", "server_error", "connection")
+RETRY_REASONS = ("rate_limited", "daily_limit", "timeout", "server_error", "connection")
 DLQ_REASONS = (
     "rejected", "failed_record", "retries_exhausted", "invalid_record", "too_large",
     "unmappable", "unauthorized", "forbidden",

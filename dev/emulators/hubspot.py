@@ -52,6 +52,7 @@ class HubSpotEmulator(Emulator):
     spec_file = "hubspot-refstream.yaml"
     route = PATH
     documented_limits = ((100, 10.0),)  # per private app, whichever endpoint
+    documented_daily_limit = 250_000  # Free and Starter; Professional 625,000
 
     def __init__(self, token: str = "hubspot-test-token") -> None:
         super().__init__()
@@ -69,6 +70,11 @@ class HubSpotEmulator(Emulator):
         self.upserts = 0
         """Contact inputs applied (``deal_upserts``: deal inputs)."""
         self.deal_upserts = 0
+        self.daily_limit: int | None = None
+        """Requests the account may make today (None: not enforced); a test's new day sets
+        ``daily_used`` back to 0. Requests answered 429 do not count."""
+        self.daily_used = 0
+        self.over_daily = 0
         self._ids = itertools.count(1001)
         arrivals = self.endpoints[0].arrivals  # one app, one count of requests
         for route, handle in (
@@ -88,6 +94,31 @@ class HubSpotEmulator(Emulator):
     def limits(self, value: tuple[tuple[int, float], ...]) -> None:
         for endpoint in self.endpoints:
             endpoint.limits = value
+
+    def enforce_documented_limits(self) -> None:
+        super().enforce_documented_limits()
+        self.daily_limit = self.documented_daily_limit
+
+    async def _answer(self, endpoint: Endpoint, request: web.Request, raw: bytes) -> web.Response:
+        """HubSpot's answer, with its daily limit and the rate-limit headers every answer
+        carries."""
+        daily = self.daily_limit
+        if daily is not None and self.daily_used >= daily and self.authorised(request):
+            self.over_daily += 1
+            response = self.rate_limited("", policy="DAILY")
+        else:
+            response = await super()._answer(endpoint, request, raw)
+            if response.status != 429:
+                self.daily_used += 1
+        burst, seconds = (self.limits or self.documented_limits)[0]
+        daily = daily if daily is not None else self.documented_daily_limit
+        response.headers.update({
+            "X-HubSpot-RateLimit-Max": str(burst),
+            "X-HubSpot-RateLimit-Interval-Milliseconds": str(int(seconds * 1000)),
+            "X-HubSpot-RateLimit-Daily": str(daily),
+            "X-HubSpot-RateLimit-Daily-Remaining": str(max(0, daily - self.daily_used)),
+        })  # fmt: skip
+        return response
 
     def env(self, url: str) -> dict[str, str]:
         return {"HUBSPOT_API_URL": url, "HUBSPOT_ACCESS_TOKEN": self.token}
@@ -145,12 +176,14 @@ class HubSpotEmulator(Emulator):
              "correlationId": str(uuid.uuid4())}, status=400,
         )  # fmt: skip
 
-    def rate_limited(self, retry_after: str) -> web.Response:
+    def rate_limited(self, retry_after: str, policy: str = "TEN_SECONDLY_ROLLING") -> web.Response:
+        """A 429 of the burst limit, or (``DAILY``, no ``Retry-After``) of the daily one."""
+        which = "daily" if policy == "DAILY" else "secondly"
         return web.json_response(
-            {"status": "error", "message": "You have reached your secondly limit.",
+            {"status": "error", "message": f"You have reached your {which} limit.",
              "errorType": "RATE_LIMIT", "correlationId": str(uuid.uuid4()),
-             "policyName": "SECONDLY", "category": "RATE_LIMITS"},
-            status=429, headers={"Retry-After": retry_after},
+             "policyName": policy, "category": "RATE_LIMITS"},
+            status=429, headers={"Retry-After": retry_after} if retry_after else None,
         )  # fmt: skip
 
     def _refused_batch(self, object_type: str, inputs: list[dict]) -> str | None:

@@ -4,6 +4,7 @@ the upserts returned; custom properties created first; refused deals dead-letter
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 import orjson
@@ -268,4 +269,34 @@ async def test_a_write_needing_more_requests_than_the_workers_share_is_split_to_
     assert sum(held) == sum(vendor.requests_by_route.values()) - len(
         hubspot.property_definitions(True)
     )  # every request but the properties' (made before) held a place
+    clean(vendor)
+
+
+async def test_a_spent_daily_limit_pauses_delivery_until_a_new_day_and_loses_nothing(
+    emulators, make_sink
+):
+    """HubSpot's daily limit answers 429 with ``policyName: DAILY`` and no Retry-After: the
+    sink pauses (counted as ``daily_limit``), asks again after each pause, and delivers
+    everything once the day is new; every answer's remaining allowance is a gauge."""
+    from streams.metrics import SINK_DAILY_REMAINING, SINK_RETRIES
+
+    vendor = emulators.hubspot
+    sink = await make_sink("crm", batch_size=1, bulk_from=2, backoff_max=0.05)
+    await sink.ensure_properties()
+    vendor.daily_limit = vendor.daily_used + 2  # two more requests today
+    retried = SINK_RETRIES.labels("crm", "daily_limit")._value.get()
+    dlq = RecordingDLQ("crm")
+    delivery = asyncio.create_task(
+        Deliverer(sink, dlq).deliver(items(*(attribution(n) for n in range(5))))
+    )
+    while vendor.over_daily < 3:  # paused, and asked again after its pauses
+        await asyncio.sleep(0.02)
+    assert not delivery.done() and len(vendor.contacts) == 2
+    assert SINK_DAILY_REMAINING.labels("crm")._value.get() == 0
+    vendor.daily_used = 0  # midnight in the account's time zone
+    await asyncio.wait_for(delivery, 10)
+
+    assert len(vendor.contacts) == 5 and dlq.sent == []
+    assert SINK_RETRIES.labels("crm", "daily_limit")._value.get() - retried >= 3
+    assert SINK_DAILY_REMAINING.labels("crm")._value.get() == vendor.daily_limit - 3
     clean(vendor)
