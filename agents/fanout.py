@@ -93,7 +93,7 @@ class SinkConsumer:
         self.sink = sink
         self.dead_letters = DeadLetters(sink.name, settings.sink_dlq(sink.name), _send)
         self.deliverer = Deliverer(sink, self.dead_letters)
-        self.watch = DeliveryWatch(sink.name, lambda: not self.deliverer.breaker.is_open)
+        self.watch = DeliveryWatch(sink.name, self._vendor_answers)
         self.group = f"{settings.app_id}-sink-{sink.name}"
         # Several rounds of full requests per poll: the rate limiter stays busy while the
         # consumer commits and fetches between polls.
@@ -106,6 +106,11 @@ class SinkConsumer:
         self.cut_at = float("-inf")
         """When the latest batch stopped collecting (``time.monotonic``): the next one
         collects until ``linger`` after it, not after its own first fetch."""
+
+    def _vendor_answers(self) -> bool:
+        """Whether the vendor takes requests: its circuit closed, its daily limit not spent
+        (a delivery waiting on either is not stuck)."""
+        return not (self.deliverer.breaker.is_open or self.deliverer.quota_spent)
 
     @property
     def topics(self) -> list[str]:

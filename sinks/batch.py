@@ -53,7 +53,11 @@ class Batch:
             if found:
                 cut = found[0]
                 break
+        return self.cut(cut)
+
+    def cut(self, index: int) -> tuple[Batch, Batch]:
+        """The first ``index`` records, and the rest."""
         return (
-            Batch(self.items[:cut], self.parts[:cut]),
-            Batch(self.items[cut:], self.parts[cut:]),
+            Batch(self.items[:index], self.parts[:index]),
+            Batch(self.items[index:], self.parts[index:]),
         )

@@ -13,7 +13,6 @@ delivery layer's retries and limits.
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
 from collections.abc import Coroutine, Iterable
 from dataclasses import replace
@@ -33,7 +32,6 @@ from sinks.errors import PermanentError, RateLimited
 from streams.metrics import SINK_DAILY_REMAINING
 
 T = TypeVar("T")
-log = logging.getLogger(__name__)
 
 __all__ = ["HUBSPOT_POLICY", "HubSpotSettings", "HubSpotSink", "deal_properties", "is_deal"]
 
@@ -59,8 +57,8 @@ PROPERTIES_PATH = "/crm/v3/properties/{object_type}"
 DAILY_REMAINING_HEADER = "X-HubSpot-RateLimit-Daily-Remaining"
 DAILY_RETRY_SECONDS = 30.0
 """How long delivery pauses when HubSpot says the account's daily limit is spent (a 429 with
-``policyName: DAILY``, which resets at midnight in the account's time zone): one request a
-pause asks whether it has, instead of the short backoff of a burst's 429."""
+``policyName: DAILY``, which resets at midnight in the account's time zone), instead of the
+short backoff of a burst's 429: each waiting write asks again after each pause."""
 DEAL_TO_CONTACT = [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 3}]
 DEAL_ID_PROPERTY = "refstream_order_id"
 K = AttributionKind
@@ -272,10 +270,6 @@ class HubSpotSink(Sink):
         if remaining.isdigit():
             SINK_DAILY_REMAINING.labels(self.name).set(int(remaining))
         if response.status == 429 and _policy(text) == "DAILY":
-            log.warning(
-                "HubSpot's daily request limit is spent sink=%s: delivery pauses %.0f s at "
-                "a time until it resets", self.name, DAILY_RETRY_SECONDS,
-            )  # fmt: skip
             raise RateLimited(
                 "429: the account's daily request limit is spent",
                 retry_after=DAILY_RETRY_SECONDS, reason="daily_limit",

@@ -8,7 +8,9 @@ and it counts requests per app: every endpoint draws on one rate limit.
 
 from __future__ import annotations
 
+import bisect
 import itertools
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -72,7 +74,8 @@ class HubSpotEmulator(Emulator):
         self.deal_upserts = 0
         self.daily_limit: int | None = None
         """Requests the account may make today (None: not enforced); a test's new day sets
-        ``daily_used`` back to 0. Requests answered 429 do not count."""
+        ``daily_used`` back to 0. Requests refused as unauthenticated or rate limited, and
+        the faults' 5xx, do not count."""
         self.daily_used = 0
         self.over_daily = 0
         self._ids = itertools.count(1001)
@@ -108,12 +111,15 @@ class HubSpotEmulator(Emulator):
             response = self.rate_limited("", policy="DAILY")
         else:
             response = await super()._answer(endpoint, request, raw)
-            if response.status != 429:
+            if response.status < 500 and response.status not in (401, 429):
                 self.daily_used += 1
         burst, seconds = (self.limits or self.documented_limits)[0]
+        arrivals = self.endpoints[0].arrivals  # counted only while the limits are enforced
+        recent = len(arrivals) - bisect.bisect_right(arrivals, time.monotonic() - seconds)
         daily = daily if daily is not None else self.documented_daily_limit
         response.headers.update({
             "X-HubSpot-RateLimit-Max": str(burst),
+            "X-HubSpot-RateLimit-Remaining": str(max(0, burst - recent)),
             "X-HubSpot-RateLimit-Interval-Milliseconds": str(int(seconds * 1000)),
             "X-HubSpot-RateLimit-Daily": str(daily),
             "X-HubSpot-RateLimit-Daily-Remaining": str(max(0, daily - self.daily_used)),

@@ -23,6 +23,7 @@ bytes (the policy's limits).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -63,6 +64,12 @@ class Deliverer:
             SlidingWindowLimiter(policy.bulk_limits) if policy.bulk_limits else self.limiter
         )
         self.in_flight = asyncio.Semaphore(policy.max_in_flight)
+        self.setup_turn = asyncio.Lock()
+        """Held by a write that makes the sink's one-time setup, so that the writes waiting
+        behind it count their places once it is done."""
+        self.quota_spent = False
+        """The vendor said its daily limit is spent; delivery waits for its reset (and is
+        not stuck meanwhile)."""
         self.taken = 1.0
         """The share of the latest delivery's records the sink took (``accepts``)."""
         self.limiters = list({id(x): x for x in (self.limiter, self.bulk_limiter)}.values())
@@ -153,16 +160,18 @@ class Deliverer:
         probe = await self.breaker.wait_closed()
         try:
             limiter = self.bulk_limiter if len(chunk) > 1 else self.limiter
-            places = self.sink.setup_requests() + self.sink.requests_per_write(chunk)
-            async with self.in_flight, limiter.places(places):
-                started = time.monotonic()
-                try:
-                    result = await self._write(chunk)
-                except DeliveryError as exc:
-                    self._observe(started, exc.status or exc.reason)
-                    return exc
-                self._observe(started, result.status)
-                return result
+            setup = self.setup_turn if self.sink.setup_requests() else contextlib.nullcontext()
+            async with self.in_flight, setup:
+                places = self.sink.setup_requests() + self.sink.requests_per_write(chunk)
+                async with limiter.places(places):
+                    started = time.monotonic()
+                    try:
+                        result = await self._write(chunk)
+                    except DeliveryError as exc:
+                        self._observe(started, exc.status or exc.reason)
+                        return exc
+                    self._observe(started, result.status)
+                    return result
         finally:
             if probe:  # answered, raised or cancelled: never leave the circuit probed forever
                 self.breaker.end_probe()
@@ -184,17 +193,43 @@ class Deliverer:
                 write.exception()  # retrieved: its outcome is the new owner's business now
             raise
 
+    def _fitting(self, chunk: Batch) -> int:
+        """How many of ``chunk``'s first records one write may carry: as many as fit this
+        worker's share of the rate limit (HubSpot: 400 orders make 12 requests, and a share
+        of 100 a 10 s between 34 workers is 2), or, where one record alone needs more, as
+        many as need no more than one does (3 for up to 100 orders: a smaller write would
+        only make more requests). The cut goes at the start of an ordering key if it can."""
+        requests = self.sink.requests_per_write
+        if len(chunk) == 1:
+            return 1
+        limit = max(self.bulk_limiter.capacity, requests(chunk.cut(1)[0]))
+        if requests(chunk) <= limit:
+            return len(chunk)
+        fits, too_many = 1, len(chunk)  # requests grow with the records a write carries
+        while too_many - fits > 1:
+            middle = (fits + too_many) // 2
+            if requests(chunk.cut(middle)[0]) <= limit:
+                fits = middle
+            else:
+                too_many = middle
+        key, items = self.sink.ordering_key, chunk.items
+        start = fits
+        while start > 0 and (k := key(items[start])) is not None and key(items[start - 1]) == k:
+            start -= 1
+        return start or fits
+
     async def _request(self, chunk: Batch) -> None:
-        if len(chunk) > 1 and self.sink.requests_per_write(chunk) > self.bulk_limiter.capacity:
-            # A write of more requests than this worker's share of the limit would exceed
-            # the share (HubSpot: up to 12 for 400 records, a share of 3 at 34 workers).
-            await self._halves(chunk)
+        fits = self._fitting(chunk)
+        if fits < len(chunk):
+            await self._in_turn(*chunk.cut(fits))
             return
         policy, name = self.policy, self.sink.name
         attempts, retry_time = 0, 0.0
         first_failed = last_failed = 0.0
         while True:
             answer = await self._attempt(chunk)
+            if isinstance(answer, WriteResult | PermanentError):
+                self.quota_spent = False
             if isinstance(answer, WriteResult):
                 self.breaker.success()
                 await self._delivered(chunk, answer.rejected, attempts + 1)
@@ -208,6 +243,10 @@ class Deliverer:
             first_failed = first_failed or now
             last_failed = now
             if isinstance(error, RateLimited):  # throttled, not failing: pause the whole sink
+                if error.reason == "daily_limit" and not self.quota_spent:
+                    self.quota_spent = True
+                    log.warning("the vendor's daily request limit is spent sink=%s: delivery "
+                                "waits for its reset", name)  # fmt: skip
                 SINK_RETRIES.labels(name, error.reason).inc()
                 self.breaker.pause(self._backoff(attempts, error))
                 continue
@@ -236,15 +275,15 @@ class Deliverer:
 
     async def _permanent(self, chunk: Batch, exc: PermanentError, attempts: int, first: float):
         if len(chunk) > 1:  # find the bad records: halves are retried on their own
-            await self._halves(chunk)
+            await self._in_turn(*chunk.split(self.sink.ordering_key))
             return
         failure = Failure(exc.reason, exc.message, exc.status, attempts, first, time.time())
         await self.dead_letters.put(chunk.items[0], failure)
 
-    async def _halves(self, chunk: Batch) -> None:
-        """Deliver ``chunk`` as two requests (or more, each half splitting again)."""
+    async def _in_turn(self, first: Batch, second: Batch) -> None:
+        """Deliver the two parts of a batch (each may split again), at once unless they
+        share an ordering key."""
         key = self.sink.ordering_key
-        first, second = chunk.split(key)
         if {key(i) for i in first} & {key(i) for i in second} - {None}:
             # one key's records on both sides (a chunk of one contact): in their order, or
             # the earlier update could land last and stay

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import pytest
 from aiokafka import TopicPartition
 
+from sinks.delivery.breaker import State
 from sinks.registry import build_sinks, load, sink_class
 from streams.settings import DEFAULT_SINKS
 
@@ -188,3 +189,20 @@ async def test_the_dead_letter_topic_is_created_before_the_sink_consumes(monkeyp
         await sink.run()
     assert sink.dead_letters.topic in declared
     assert sink.dead_letters.topic.endswith("analytics")
+
+
+def test_a_delivery_waiting_for_the_vendors_daily_limit_is_not_stuck() -> None:
+    """Stuck means the vendor answers and delivery still does not end: an open circuit or a
+    spent daily limit (HubSpot's resets at midnight) is a wait with alerts of its own."""
+    sink = sink_consumer()
+    now = [0.0]
+    sink.watch._clock = lambda: now[0]
+    sink.watch.started()
+    now[0] = 600.0
+    assert sink.watch.stuck(300)
+    sink.deliverer.quota_spent = True
+    assert not sink.watch.stuck(300)
+    sink.deliverer.quota_spent = False
+    sink.deliverer.breaker.state = State.OPEN
+    assert not sink.watch.stuck(300)
+    sink.watch.finished()

@@ -14,7 +14,7 @@ from aiohttp import web
 from schemas.attribution import OrderRef, attribution_event_id
 from sinks import hubspot
 from sinks.delivery.deliverer import Deliverer
-from sinks.errors import RetryableError
+from sinks.errors import RateLimited, RetryableError
 
 from .conftest import RecordingDLQ, attribution, items
 
@@ -241,17 +241,8 @@ async def test_a_write_whose_calls_go_at_once_fails_as_the_call_that_failed(emul
     clean(vendor)
 
 
-async def test_a_write_needing_more_requests_than_the_workers_share_is_split_to_fit(
-    emulators, make_sink
-):
-    """150 orders make 6 requests (2 contacts calls, 2 deals, 2 associations); a worker
-    whose share of the limit is 3 places sends them as halves of 3 requests each."""
-    vendor = emulators.hubspot
-    sink = await make_sink("crm", limits=((100, 0.2),))  # HubSpot's count, a short window
-    await sink.ensure_properties()
-    deliverer = Deliverer(sink, RecordingDLQ("crm"))
-    deliverer.limiter.share(3 / 100)
-    assert deliverer.bulk_limiter.capacity == 3
+def recording(deliverer: Deliverer) -> list[int]:
+    """The places each of ``deliverer``'s writes takes, in the order they ask."""
     held: list[int] = []
     acquire = deliverer.bulk_limiter.acquire
 
@@ -260,15 +251,54 @@ async def test_a_write_needing_more_requests_than_the_workers_share_is_split_to_
         await acquire(count)
 
     deliverer.bulk_limiter.acquire = recording_acquire  # type: ignore[method-assign]
-    orders = [attribution(n, "referral_converted", source_event_id=f"evt_o{n}")
-              for n in range(150)]  # fmt: skip
-    await deliverer.deliver(items(*orders))
+    return held
 
-    assert len(vendor.deals) == 150 and len(vendor.contacts) == 150
-    assert held and max(held) <= 3
-    assert sum(held) == sum(vendor.requests_by_route.values()) - len(
-        hubspot.property_definitions(True)
-    )  # every request but the properties' (made before) held a place
+
+@pytest.mark.parametrize(
+    ("orders", "share", "writes"),
+    [
+        (150, 3, [3, 3]),  # 6 requests whole: 100 orders, then 50
+        (300, 6, [6, 3]),  # 9 whole; halves of 150 would make 12
+        (400, 2, [3, 3, 3, 3]),  # one order alone needs 3: writes of 100, not 400 of one
+    ],
+)
+async def test_a_write_needing_more_requests_than_the_workers_share_is_cut_to_fit(
+    emulators, make_sink, orders, share, writes
+):
+    """A write of orders makes a contacts, a deals and an associations call per 100. A
+    batch needing more than the worker's share of the limit goes as writes that fit it,
+    and never as more requests than it needed whole."""
+    vendor = emulators.hubspot
+    sink = await make_sink("crm", limits=((100, 0.2),))  # HubSpot's count, a short window
+    await sink.ensure_properties()
+    deliverer = Deliverer(sink, RecordingDLQ("crm"))
+    deliverer.limiter.share(share / 100)
+    assert deliverer.bulk_limiter.capacity == share
+    held = recording(deliverer)
+    events = [attribution(n, "referral_converted", source_event_id=f"evt_o{n}")
+              for n in range(orders)]  # fmt: skip
+    await deliverer.deliver(items(*events))
+
+    assert len(vendor.deals) == orders and len(vendor.contacts) == orders
+    assert sorted(held, reverse=True) == writes
+    properties = len(hubspot.property_definitions(True))
+    assert sum(vendor.requests_by_route.values()) - properties == sum(writes)
+    clean(vendor)
+
+
+async def test_the_first_writes_wait_for_the_one_that_creates_the_properties(emulators, make_sink):
+    """Only the write that creates the custom properties takes places for them: the writes
+    queued behind it count theirs once it is done."""
+    vendor = emulators.hubspot
+    sink = await make_sink("crm", batch_size=1, limits=((100, 0.2),))
+    deliverer = Deliverer(sink, RecordingDLQ("crm"))
+    held = recording(deliverer)
+    await deliverer.deliver(items(*(attribution(n) for n in range(10))))
+
+    setup = len(hubspot.property_definitions(True))
+    assert len(vendor.contacts) == 10
+    assert held == [setup + 1] + [1] * 9
+    assert sum(vendor.requests_by_route.values()) == sum(held)
     clean(vendor)
 
 
@@ -276,8 +306,9 @@ async def test_a_spent_daily_limit_pauses_delivery_until_a_new_day_and_loses_not
     emulators, make_sink
 ):
     """HubSpot's daily limit answers 429 with ``policyName: DAILY`` and no Retry-After: the
-    sink pauses (counted as ``daily_limit``), asks again after each pause, and delivers
-    everything once the day is new; every answer's remaining allowance is a gauge."""
+    sink pauses (counted as ``daily_limit``; the delivery is waiting, not stuck), asks again
+    after each pause, and delivers everything once the day is new; every answer's
+    remaining allowance is a gauge."""
     from streams.metrics import SINK_DAILY_REMAINING, SINK_RETRIES
 
     vendor = emulators.hubspot
@@ -286,17 +317,27 @@ async def test_a_spent_daily_limit_pauses_delivery_until_a_new_day_and_loses_not
     vendor.daily_limit = vendor.daily_used + 2  # two more requests today
     retried = SINK_RETRIES.labels("crm", "daily_limit")._value.get()
     dlq = RecordingDLQ("crm")
-    delivery = asyncio.create_task(
-        Deliverer(sink, dlq).deliver(items(*(attribution(n) for n in range(5))))
-    )
-    while vendor.over_daily < 3:  # paused, and asked again after its pauses
+    deliverer = Deliverer(sink, dlq)
+    delivery = asyncio.create_task(deliverer.deliver(items(*(attribution(n) for n in range(5)))))
+    while vendor.over_daily < 6:  # three refused at once, then asked again after a pause
         await asyncio.sleep(0.02)
     assert not delivery.done() and len(vendor.contacts) == 2
-    assert SINK_DAILY_REMAINING.labels("crm")._value.get() == 0
+    assert deliverer.quota_spent and SINK_DAILY_REMAINING.labels("crm")._value.get() == 0
     vendor.daily_used = 0  # midnight in the account's time zone
     await asyncio.wait_for(delivery, 10)
 
-    assert len(vendor.contacts) == 5 and dlq.sent == []
-    assert SINK_RETRIES.labels("crm", "daily_limit")._value.get() - retried >= 3
-    assert SINK_DAILY_REMAINING.labels("crm")._value.get() == vendor.daily_limit - 3
+    assert len(vendor.contacts) == 5 and dlq.sent == [] and not deliverer.quota_spent
+    assert SINK_RETRIES.labels("crm", "daily_limit")._value.get() - retried >= 6
+    remaining = SINK_DAILY_REMAINING.labels("crm")._value.get()  # the last answer read
+    assert vendor.daily_limit - 3 <= remaining <= vendor.daily_limit - 1
     clean(vendor)
+
+
+def test_a_spent_daily_limit_pauses_the_sink_for_30_s_at_a_time(monkeypatch):
+    monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", "t")
+    sink = hubspot.HubSpotSink(hubspot.HubSpotSettings())
+    daily = RateLimited("429", retry_after=hubspot.DAILY_RETRY_SECONDS, reason="daily_limit")
+    burst = RateLimited("429", retry_after=None)
+    deliverer = Deliverer(sink, RecordingDLQ("crm"))
+    assert deliverer._backoff(0, daily) == 30.0
+    assert deliverer._backoff(0, burst) <= 2 * sink.policy.backoff_base

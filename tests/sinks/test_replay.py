@@ -42,21 +42,26 @@ async def test_a_replay_delivers_within_its_share_of_the_rate_limit(
     async def read(connection, topic, reason=None):
         return letters
 
-    deliverers: list[Deliverer] = []
+    capacities: list[int] = []  # the limiter's, as each write asks for its places
 
     class Recorded(Deliverer):
         def __init__(self, *args, **kwargs) -> None:
             super().__init__(*args, **kwargs)
-            deliverers.append(self)
+            acquire = self.limiter.acquire
+
+            async def recording_acquire(count: int) -> None:
+                capacities.append(self.limiter.capacity)
+                await acquire(count)
+
+            self.limiter.acquire = recording_acquire  # type: ignore[method-assign]
 
     monkeypatch.setattr(replay_module, "read_dead_letters", read)
     monkeypatch.setattr(replay_module, "AIOKafkaProducer", NoProducer)
     monkeypatch.setattr(replay_module, "Deliverer", Recorded)
-    sink = await make_sink("crm")
+    sink = await make_sink("crm", batch_size=1, limits=((100, 0.2),))  # a write each
 
     report = await replay(sink, "localhost:1", "refstream-dlq-crm", share=0.05)
 
     assert report.replayed == 5 and not report.dead_lettered_again
     assert set(emulators.hubspot.contacts) == {f"friend{n}@example.com" for n in range(1, 6)}
-    (deliverer,) = deliverers
-    assert deliverer.limiter.capacity == 5  # 5 % of HubSpot's 100 a 10 s
+    assert capacities == [5] * 5  # 5 % of the 100 a window, from the first write on
