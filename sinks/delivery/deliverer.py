@@ -23,7 +23,6 @@ bytes (the policy's limits).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -67,9 +66,9 @@ class Deliverer:
         self.setup_turn = asyncio.Lock()
         """Held by a write that makes the sink's one-time setup, so that the writes waiting
         behind it count their places once it is done."""
-        self.quota_spent = False
-        """The vendor said its daily limit is spent; delivery waits for its reset (and is
-        not stuck meanwhile)."""
+        self.quota_spent_until = 0.0
+        """``time.monotonic()`` until which the vendor's daily limit counts as spent: two
+        pauses after its latest refusal, or until a write is answered."""
         self.taken = 1.0
         """The share of the latest delivery's records the sink took (``accepts``)."""
         self.limiters = list({id(x): x for x in (self.limiter, self.bulk_limiter)}.values())
@@ -159,22 +158,29 @@ class Deliverer:
         until, as deep as ``max_in_flight``, no request could go out at all."""
         probe = await self.breaker.wait_closed()
         try:
-            limiter = self.bulk_limiter if len(chunk) > 1 else self.limiter
-            setup = self.setup_turn if self.sink.setup_requests() else contextlib.nullcontext()
-            async with self.in_flight, setup:
-                places = self.sink.setup_requests() + self.sink.requests_per_write(chunk)
-                async with limiter.places(places):
-                    started = time.monotonic()
-                    try:
-                        result = await self._write(chunk)
-                    except DeliveryError as exc:
-                        self._observe(started, exc.status or exc.reason)
-                        return exc
-                    self._observe(started, result.status)
-                    return result
+            async with self.in_flight:
+                if self.sink.setup_requests():
+                    async with self.setup_turn:  # re-checked: the holder may have done it
+                        if self.sink.setup_requests():
+                            return await self._call(chunk)
+                return await self._call(chunk)
         finally:
             if probe:  # answered, raised or cancelled: never leave the circuit probed forever
                 self.breaker.end_probe()
+
+    async def _call(self, chunk: Batch) -> WriteResult | DeliveryError:
+        """The write, with its places in the rate limits (the sink's setup too, if any)."""
+        limiter = self.bulk_limiter if len(chunk) > 1 else self.limiter
+        places = self.sink.setup_requests() + self.sink.requests_per_write(chunk)
+        async with limiter.places(places):
+            started = time.monotonic()
+            try:
+                result = await self._write(chunk)
+            except DeliveryError as exc:
+                self._observe(started, exc.status or exc.reason)
+                return exc
+            self._observe(started, result.status)
+            return result
 
     async def _write(self, chunk: Batch) -> WriteResult:
         """``sink.write``, which a cancellation (a rebalance's fence) lets finish for up to
@@ -192,6 +198,12 @@ class Deliverer:
             elif not write.cancelled():
                 write.exception()  # retrieved: its outcome is the new owner's business now
             raise
+
+    @property
+    def quota_spent(self) -> bool:
+        """The vendor said its daily limit is spent: delivery waits for its reset (and is
+        not stuck meanwhile)."""
+        return time.monotonic() < self.quota_spent_until
 
     def _fitting(self, chunk: Batch) -> int:
         """How many of ``chunk``'s first records one write may carry: as many as fit this
@@ -216,7 +228,13 @@ class Deliverer:
         start = fits
         while start > 0 and (k := key(items[start])) is not None and key(items[start - 1]) == k:
             start -= 1
-        return start or fits
+
+        def cost(at: int) -> int:
+            first, rest = chunk.cut(at)
+            return requests(first) + requests(rest)
+
+        # at a key's start unless that makes more requests (then the parts go in order)
+        return start if start and cost(start) <= cost(fits) else fits
 
     async def _request(self, chunk: Batch) -> None:
         fits = self._fitting(chunk)
@@ -229,7 +247,7 @@ class Deliverer:
         while True:
             answer = await self._attempt(chunk)
             if isinstance(answer, WriteResult | PermanentError):
-                self.quota_spent = False
+                self.quota_spent_until = 0.0
             if isinstance(answer, WriteResult):
                 self.breaker.success()
                 await self._delivered(chunk, answer.rejected, attempts + 1)
@@ -243,12 +261,14 @@ class Deliverer:
             first_failed = first_failed or now
             last_failed = now
             if isinstance(error, RateLimited):  # throttled, not failing: pause the whole sink
-                if error.reason == "daily_limit" and not self.quota_spent:
-                    self.quota_spent = True
-                    log.warning("the vendor's daily request limit is spent sink=%s: delivery "
-                                "waits for its reset", name)  # fmt: skip
+                pause = self._backoff(attempts, error)
+                if error.reason == "daily_limit":
+                    if not self.quota_spent:
+                        log.warning("the vendor's daily request limit is spent sink=%s: "
+                                    "delivery waits for its reset", name)  # fmt: skip
+                    self.quota_spent_until = time.monotonic() + 2 * pause
                 SINK_RETRIES.labels(name, error.reason).inc()
-                self.breaker.pause(self._backoff(attempts, error))
+                self.breaker.pause(pause)
                 continue
             counted = not self.breaker.is_open
             self.breaker.failure()

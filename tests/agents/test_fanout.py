@@ -200,9 +200,10 @@ def test_a_delivery_waiting_for_the_vendors_daily_limit_is_not_stuck() -> None:
     sink.watch.started()
     now[0] = 600.0
     assert sink.watch.stuck(300)
-    sink.deliverer.quota_spent = True
+    sink.deliverer.quota_spent_until = time.monotonic() + 60  # a DAILY 429 just now
     assert not sink.watch.stuck(300)
-    sink.deliverer.quota_spent = False
+    sink.deliverer.quota_spent_until = time.monotonic() - 1  # two pauses without one
+    assert sink.watch.stuck(300)
     sink.deliverer.breaker.state = State.OPEN
     assert not sink.watch.stuck(300)
     sink.watch.finished()

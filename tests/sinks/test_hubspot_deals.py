@@ -288,18 +288,54 @@ async def test_a_write_needing_more_requests_than_the_workers_share_is_cut_to_fi
 
 async def test_the_first_writes_wait_for_the_one_that_creates_the_properties(emulators, make_sink):
     """Only the write that creates the custom properties takes places for them: the writes
-    queued behind it count theirs once it is done."""
+    queued behind it count theirs once it is done, and then go at once again."""
     vendor = emulators.hubspot
+    vendor.faults.latency = 0.05
     sink = await make_sink("crm", batch_size=1, limits=((100, 0.2),))
     deliverer = Deliverer(sink, RecordingDLQ("crm"))
     held = recording(deliverer)
+    writing, most = 0, 0
+    write = sink.write
+
+    async def counting_write(batch):
+        nonlocal writing, most
+        writing += 1
+        most = max(most, writing)
+        try:
+            return await write(batch)
+        finally:
+            writing -= 1
+
+    sink.write = counting_write  # type: ignore[method-assign]
     await deliverer.deliver(items(*(attribution(n) for n in range(10))))
 
     setup = len(hubspot.property_definitions(True))
     assert len(vendor.contacts) == 10
     assert held == [setup + 1] + [1] * 9
     assert sum(vendor.requests_by_route.values()) == sum(held)
+    assert most == sink.policy.max_in_flight  # the nine behind it, at once
     clean(vendor)
+
+
+def test_a_cut_goes_at_a_contacts_first_record_unless_that_makes_more_requests(monkeypatch):
+    """Record 200 is a second order of record 199's friend. With 250 records the cut can
+    move back to 199 at no cost (9 requests either way); with 300 it would make 11 instead
+    of 9, so it stays at 200 and the two parts go one after the other."""
+    monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", "t")
+    sink = hubspot.HubSpotSink(hubspot.HubSpotSettings())
+    sink.properties_ready = True
+    deliverer = Deliverer(sink, RecordingDLQ("crm"))
+    deliverer.limiter.share(6 / 100)
+    friend = attribution(199).friend
+
+    def orders(count: int) -> object:
+        return items(*(
+            attribution(n, "referral_converted", **({"friend": friend} if n == 200 else {}))
+            for n in range(count)
+        ))  # fmt: skip
+
+    assert deliverer._fitting(orders(250)) == 199
+    assert deliverer._fitting(orders(300)) == 200
 
 
 async def test_a_spent_daily_limit_pauses_delivery_until_a_new_day_and_loses_nothing(
@@ -312,15 +348,19 @@ async def test_a_spent_daily_limit_pauses_delivery_until_a_new_day_and_loses_not
     from streams.metrics import SINK_DAILY_REMAINING, SINK_RETRIES
 
     vendor = emulators.hubspot
-    sink = await make_sink("crm", batch_size=1, bulk_from=2, backoff_max=0.05)
+    sink = await make_sink("crm", batch_size=1, bulk_from=2, backoff_max=0.2)
     await sink.ensure_properties()
     vendor.daily_limit = vendor.daily_used + 2  # two more requests today
     retried = SINK_RETRIES.labels("crm", "daily_limit")._value.get()
     dlq = RecordingDLQ("crm")
     deliverer = Deliverer(sink, dlq)
     delivery = asyncio.create_task(deliverer.deliver(items(*(attribution(n) for n in range(5)))))
-    while vendor.over_daily < 6:  # three refused at once, then asked again after a pause
-        await asyncio.sleep(0.02)
+
+    async def refused(times: int) -> None:
+        while vendor.over_daily < times:
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(refused(6), 10)  # three refused at once, then again after a pause
     assert not delivery.done() and len(vendor.contacts) == 2
     assert deliverer.quota_spent and SINK_DAILY_REMAINING.labels("crm")._value.get() == 0
     vendor.daily_used = 0  # midnight in the account's time zone
