@@ -43,8 +43,7 @@ class CircuitBreaker:
     async def wait_closed(self) -> bool:
         """Return once a call may go out: True when this caller is the half-open circuit's
         one probe, which must then end with :meth:`end_probe` whatever becomes of it."""
-        while (pause := self._paused_until - time.monotonic()) > 0:
-            await asyncio.sleep(pause)
+        await self.wait_unpaused()
         while True:
             if self.state is State.CLOSED:
                 break
@@ -55,6 +54,11 @@ class CircuitBreaker:
                 return True
             await asyncio.sleep(0.05)
         return False
+
+    async def wait_unpaused(self) -> None:
+        """Return once no pause the vendor asked for (429) is running."""
+        while (pause := self._paused_until - time.monotonic()) > 0:
+            await asyncio.sleep(pause)
 
     def end_probe(self) -> None:
         """The probe's call is over. Its answer (success, failure, pause) already decided the

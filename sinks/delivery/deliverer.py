@@ -173,6 +173,9 @@ class Deliverer:
         limiter = self.bulk_limiter if len(chunk) > 1 else self.limiter
         places = self.sink.setup_requests() + self.sink.requests_per_write(chunk)
         async with limiter.places(places):
+            # a pause the vendor asked for (429) while this call waited for its slot and
+            # places holds it too
+            await self.breaker.wait_unpaused()
             started = time.monotonic()
             try:
                 result = await self._write(chunk)

@@ -93,3 +93,23 @@ async def test_a_429_storm_pauses_the_sink_without_spending_the_retry_budget(emu
     assert emulators.klaviyo.status_counts[429] == 30
     assert dlq.sent == []
     assert SINK_CIRCUIT_OPEN.labels("email")._value.get() == 0
+
+
+async def test_a_429_pauses_the_calls_already_waiting_for_a_slot(emulators, make_sink):
+    """One call at a time: the second record's call waits for the slot while the first is
+    answered 429 with Retry-After 0.3 s; it goes after the pause, not as the slot frees."""
+    emulators.klaviyo.faults.rate_limit = {"count": 1, "retry_after": 0.3}
+    sink = await make_sink("email", max_in_flight=1)
+    sent: list[float] = []
+    write = sink.write
+
+    async def timed_write(batch):
+        sent.append(time.monotonic())
+        return await write(batch)
+
+    sink.write = timed_write  # type: ignore[method-assign]
+    await Deliverer(sink, RecordingDLQ("email")).deliver(items(attribution(1), attribution(2)))
+
+    assert emulators.klaviyo.status_counts == {429: 1, 202: 2}
+    first, *later = sent
+    assert len(later) == 2 and min(later) - first >= 0.3
