@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.producer.message_accumulator import BatchBuilder
 from murmurhash2 import murmurhash2
 
 from streams.connection import KafkaConnection, connection_of
@@ -183,12 +184,26 @@ class BatchProducer:
         producer: AIOKafkaProducer, topic: str, partition: int, rows: list[Row]
     ) -> asyncio.Future:
         batch = producer.create_batch()
-        for key, value, timestamp, headers in rows:
-            added = batch.append(key=key, value=value, timestamp=timestamp, headers=headers or [])
-            if added is None:  # _split keeps runs at half the builder's size
-                raise RuntimeError(f"record batch overflow on {topic}[{partition}]")
+        if not _append_rows(batch, rows):  # _split keeps runs at half the builder's size
+            raise RuntimeError(f"record batch overflow on {topic}[{partition}]")
         batch.close()
         return await producer.send_batch(batch, topic, partition=partition)
+
+
+def _append_rows(batch: BatchBuilder, rows: list[Row]) -> bool:
+    """``batch.append`` of each row; False if the batch is full before the last.
+
+    What aiokafka 0.14's ``BatchBuilder.append`` does for a producer without serializers,
+    with its record builder (native code) called directly: the method's keyword call and
+    serializer checks were half of a record's cost (0.98 → 0.51 µs), and every state the
+    join writes and every message it sends is a record."""
+    builder, offset = batch._builder, batch._relative_offset
+    for key, value, timestamp, headers in rows:
+        if builder.append(offset, timestamp, key, value, headers or []) is None:
+            return False
+        offset += 1
+    batch._relative_offset = offset
+    return True
 
 
 def placer_of(partitions: Sequence[int]) -> Callable[[bytes | None], int]:

@@ -7,9 +7,11 @@ from types import SimpleNamespace
 import pytest
 from aiokafka.errors import NotLeaderForPartitionError, RecordTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
+from aiokafka.record.memory_records import MemoryRecords
 
 from streams import producer as producer_module
-from streams.producer import BatchProducer, OutRecord, place, placer_of
+from streams.producer import MAX_BATCH_BYTES, BatchProducer, OutRecord, place, placer_of
 
 
 class FakeKafka:
@@ -18,15 +20,11 @@ class FakeKafka:
     def __init__(self, failures: dict[int, list[Exception]] | None = None) -> None:
         self.failures = failures or {}
         self.sent: list[tuple[str, int, list[bytes]]] = []
+        self.batches: list[list] = []
         self.next_offset: dict[int, int] = {}
 
-    def create_batch(self):
-        values: list[bytes] = []
-        return SimpleNamespace(
-            values=values,
-            append=lambda key, value, timestamp, headers: values.append(value) or True,
-            close=lambda: None,
-        )
+    def create_batch(self) -> BatchBuilder:
+        return BatchBuilder(2 * MAX_BATCH_BYTES, 0)  # aiokafka's own, as the producer sizes it
 
     async def send_batch(self, batch, topic, *, partition):
         future = asyncio.get_running_loop().create_future()
@@ -34,9 +32,11 @@ class FakeKafka:
         if pending:
             future.set_exception(pending.pop(0))
         else:
+            records = list(MemoryRecords(bytes(batch._build())).next_batch())  # as a broker would
+            self.batches.append(records)
             base = self.next_offset.get(partition, 0)
-            self.next_offset[partition] = base + len(batch.values)
-            self.sent.append((topic, partition, list(batch.values)))
+            self.next_offset[partition] = base + len(records)
+            self.sent.append((topic, partition, [record.value for record in records]))
             future.set_result(SimpleNamespace(offset=base))
         return future
 
@@ -53,6 +53,23 @@ async def test_records_go_out_as_one_batch_per_partition_with_their_offsets():
     await producer_with(kafka).send_all(records)
     assert sorted(kafka.sent) == [("t", 0, [b"v0", b"v2", b"v4"]), ("t", 1, [b"v1", b"v3", b"v5"])]
     assert [r.offset for r in records] == [0, 0, 1, 1, 2, 2]
+
+
+async def test_each_record_goes_into_the_batch_with_its_key_timestamp_and_headers():
+    kafka = FakeKafka()
+    records = [
+        OutRecord("t", b"ref_1", b'{"a":1}', timestamp=1_700_000_000.25, partition=0),
+        OutRecord("t", None, b"", headers=[("error.reason", b"x")], partition=0),
+        OutRecord("t", b"ref_2", None, partition=0),  # a table's tombstone
+    ]
+    await producer_with(kafka).send_all(records)
+    (batch,) = kafka.batches
+    assert [(r.offset, r.key, r.value, r.headers) for r in batch] == [
+        (0, b"ref_1", b'{"a":1}', []),
+        (1, None, b"", [("error.reason", b"x")]),
+        (2, b"ref_2", None, []),
+    ]
+    assert batch[0].timestamp == 1_700_000_000_250
 
 
 async def test_a_large_partition_is_split_in_order(monkeypatch):
